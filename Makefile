@@ -1,0 +1,32 @@
+# make install: .venv with every dependency at the versions in constraints.txt.
+# make demo / make test / make bench each install first when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXAMPLE := examples/digits_cnn.pt2
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,dev]'
+	touch $(STAMP)
+
+$(EXAMPLE): $(STAMP) scripts/make_example.py
+	$(BIN)/python scripts/make_example.py --out examples
+
+demo: $(EXAMPLE)
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(EXAMPLE)
+	$(BIN)/python scripts/bench.py --out bench-results/bench.json
+
+clean:
+	rm -rf $(VENV) dist examples build bench-results *.egg-info

@@ -1,0 +1,189 @@
+"""`edgeopt build`: frontend -> passes -> backend -> verify -> size check -> bundle.
+
+Every check that can fail runs before the bundle is written, so a failed build leaves
+no bundle behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import edgeopt
+from edgeopt import passes, verify
+from edgeopt.backends import Artefact, CompileOptions, get_backend
+from edgeopt.bundle import MANIFEST, SCHEMA_VERSION, Bundle, manifest_bytes, sha256, write_bundle
+from edgeopt.data import RANDOM, Dataset, Preprocess, load_data, split
+from edgeopt.errors import DataError, UsageError
+from edgeopt.frontends import FrontendOptions, LoadedModel, load_model
+from edgeopt.ir import input_specs
+from edgeopt.ir.analysis import Analysis, analyze
+from edgeopt.profiles import Profile, SizeCheck, enforce, load_profile, size_check
+from edgeopt.progress import Progress
+from edgeopt.resources import data_dir
+
+RANDOM_EVAL_SAMPLES = 16
+
+
+@dataclass
+class BuildRequest:
+    model: Path
+    target: str = "onnx"
+    quant: str = "float32"
+    profile: str | None = None
+    calib: str | None = None
+    eval: str | None = None
+    max_drop: float | None = None
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    module: str | None = None
+    trust_pickle: bool = False
+    preprocess: dict = field(default_factory=dict)
+    out: Path = Path("dist")
+    name: str | None = None
+    golden_samples: int = 8
+
+
+@dataclass
+class BuildResult:
+    bundle: Bundle
+    manifest: dict
+    fidelity: verify.Fidelity
+    size_check: SizeCheck | None
+    source_analysis: Analysis
+    artefact_analysis: Analysis | None
+
+
+def _source_digest(path: Path) -> str:
+    if path.is_file():
+        return sha256(path.read_bytes())
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(item.relative_to(path)).encode() + b"\0" + item.read_bytes())
+    return digest.hexdigest()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _datasets(request: BuildRequest, loaded: LoadedModel, preprocess: Preprocess | None, progress: Progress):
+    """(calibration, evaluation): --eval, else a split of --calib, else random inputs."""
+    specs = input_specs(loaded.model)
+    calib = load_data(request.calib, specs, preprocess) if request.calib else None
+    if request.calib == RANDOM:
+        progress.warn("--calib random: calibrating on random data; int8 accuracy will not be representative")
+    if request.quant == "int8" and calib is None:
+        raise DataError("an int8 build needs calibration data (representative inputs)",
+                        hint="Pass --calib data.npz (a few hundred real samples), or --calib random to accept poor ranges.")
+    if request.eval:
+        return calib, load_data(request.eval, specs, preprocess)
+    if calib is not None and calib.size >= 2 and request.calib != RANDOM:
+        return split(calib)
+    progress.warn("no --eval data: verifying on random inputs (output error only, no accuracy)")
+    return calib, load_data(RANDOM, specs, samples=RANDOM_EVAL_SAMPLES, seed=1)
+
+
+def _golden(artefact: Artefact, data: Dataset, batch: int, samples: int) -> tuple[dict[str, bytes], dict]:
+    count = max(batch, samples - samples % batch)
+    inputs = [data.inputs[s["name"]][:count] for s in artefact.inputs]
+    feeds = [dict(zip((s["name"] for s in artefact.inputs), (x[i:i + batch] for x in inputs))) for i in range(0, count, batch)]
+    outputs = [np.concatenate(parts) for parts in zip(*(artefact.run(f) for f in feeds))]
+    files = {f"golden/input_{i}.npy": _npy(x) for i, x in enumerate(inputs)}
+    files.update({f"golden/output_{i}.npy": _npy(y) for i, y in enumerate(outputs)})
+    entry = {
+        "inputs": [f"golden/input_{i}.npy" for i in range(len(inputs))],
+        "outputs": [f"golden/output_{i}.npy" for i in range(len(outputs))],
+        "samples": len(inputs[0]),
+        "tolerances": artefact.tolerances,
+    }
+    return files, entry
+
+
+def _target_files(target: str) -> dict[str, bytes]:
+    """The device-side half: the shared runner core and the target's runner and README."""
+    root = data_dir("targets")
+    files = {"edgeopt_runner.py": (root / "common" / "edgeopt_runner.py").read_bytes()}
+    files.update({p.name: p.read_bytes() for p in sorted((root / target).iterdir()) if p.is_file()})
+    return files
+
+
+def _versions() -> dict:
+    import importlib.metadata as metadata
+
+    found = {}
+    for package in ("onnx", "onnx-ir", "onnxruntime", "torch", "tensorflow", "tf2onnx", "numpy"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
+    progress = progress or Progress()
+    backend = get_backend(request.target)
+    if request.quant not in backend.quant_modes:
+        raise UsageError(f"target {request.target} does not support --quant {request.quant}",
+                         hint=f"Choose one of: {', '.join(backend.quant_modes)}")
+    profile: Profile | None = load_profile(request.profile) if request.profile else None
+    preprocess = Preprocess.parse(request.preprocess) if request.preprocess else None
+    options = FrontendOptions(request.input_shapes, request.trust_pickle, request.module)
+
+    with progress.step(f"Loading {request.model}"):
+        loaded = load_model(request.model, options)
+    source_analysis = analyze(loaded.model)
+    calib, evaluation = _datasets(request, loaded, preprocess, progress)
+    with progress.step("Cleanup passes"):
+        model, reports = passes.run_passes(loaded.model)
+    batch = input_specs(model)[0].shape[0]
+    with progress.step(f"Compiling for {request.target} ({request.quant})"):
+        artefact = backend.compile(model, CompileOptions(request.quant, calib))
+    with progress.step(f"Verifying on {evaluation.size} held-out samples"):
+        fidelity = verify.measure(loaded.reference, artefact.run, evaluation, batch)
+    verify.gate(fidelity, request.max_drop)
+    artefact_analysis = analyze(artefact.model) if artefact.model is not None else None
+    sizes = None
+    if profile is not None:
+        measured = artefact_analysis or source_analysis
+        sizes = size_check(profile, target=request.target, artefact_bytes=artefact.size,
+                           weight_bytes=measured.weight_bytes, arena_bytes=measured.arena.size)
+        enforce(sizes)
+
+    name = f"{request.name or request.model.stem}-{request.target}-{profile.name if profile else 'any'}"
+    golden_files, golden = _golden(artefact, evaluation, batch, request.golden_samples)
+    files = {**artefact.files, **_target_files(request.target), **golden_files}
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "edgeopt_version": edgeopt.__version__,
+        "tool_versions": _versions(),
+        "name": name,
+        "target": request.target,
+        "profile": profile.name if profile else None,
+        "quant": request.quant,
+        "source": {"file": request.model.name, "format": loaded.format, "sha256": _source_digest(request.model)},
+        "artefact": {"file": artefact.main, "bytes": artefact.size, "sha256": sha256(artefact.files[artefact.main]),
+                     **artefact.info},
+        "runner": "runner.py",
+        "inputs": artefact.inputs,
+        "outputs": artefact.outputs,
+        "preprocessing": preprocess.to_json() if preprocess else None,
+        "calibration": {"source": calib.source, "samples": calib.size} if calib and request.quant != "float32" else None,
+        "evaluation": {"source": evaluation.source, "samples": evaluation.size},
+        "passes": [r.to_json() for r in reports],
+        "analysis": {"source": source_analysis.to_json(),
+                     "artefact": artefact_analysis.to_json() if artefact_analysis else None},
+        "size_check": sizes.to_json() if sizes else None,
+        "fidelity": fidelity.to_json(),
+        "golden": golden,
+        "files": {path: sha256(data) for path, data in sorted(files.items())},
+    }
+    files[MANIFEST] = manifest_bytes(manifest)
+    with progress.step(f"Writing bundle {request.out / name}"):
+        bundle = write_bundle(request.out, name, files)
+    return BuildResult(bundle, manifest, fidelity, sizes, source_analysis, artefact_analysis)

@@ -1,0 +1,213 @@
+"""The `edgeopt` command. Exit codes: see edgeopt/errors.py and README.md."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+import edgeopt
+from edgeopt import config as config_file
+from edgeopt.errors import EdgeoptError, UsageError
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _print_json(data: dict) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _load_config(ctx: click.Context, _param, value: str | None):
+    """Eager: fill the command's defaults from edgeopt.toml before other flags parse."""
+    path = Path(value) if value else Path(config_file.DEFAULT_NAME)
+    if value is None and not path.exists():
+        return None
+    known = {p.name for p in ctx.command.params if p.name not in ("config", "json_output")}
+    ctx.default_map = {**(ctx.default_map or {}), **config_file.load_section(path, ctx.command.name, known)}
+    return str(path)
+
+
+config_option = click.option("--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+                             callback=_load_config, help="Config file with the same keys as the flags "
+                             f"(default: ./{config_file.DEFAULT_NAME} if present). Flags override it.")
+json_option = click.option("--json", "json_output", is_flag=True, help="Print one machine-readable JSON report on stdout.")
+shape_option = click.option("--input-shape", "input_shape", multiple=True, metavar="NAME=D1,D2,..",
+                            help="Static shape for an input with dynamic or unrecorded dims (repeatable).")
+module_option = click.option("--module", metavar="PKG.MOD:FACTORY", help="For a state_dict: a function returning the nn.Module.")
+pickle_option = click.option("--trust-pickle", is_flag=True, help="Allow loading a pickled whole torch module (runs code from the file).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(edgeopt.__version__, prog_name="edgeopt")
+def cli():
+    """Compile a trained model into a verified, size-checked bundle for an edge device."""
+
+
+@cli.command()
+@click.argument("model", required=False, type=click.Path())
+@config_option
+@click.option("--target", "-t", default="onnx", show_default=True, help="Backend: onnx.")
+@click.option("--quant", "-q", default="float32", show_default=True, help="float32 | int8 (needs --calib).")
+@click.option("--profile", "-p", help="Device profile to size-check against (edgeopt profiles list), or a .toml path.")
+@click.option("--calib", metavar="DATA", help=".npz/.npy arrays, an image folder, or 'random' (unrepresentative).")
+@click.option("--eval", "eval_data", metavar="DATA", help="Held-out data (with labels y for accuracy). Default: a split of --calib.")
+@click.option("--max-drop", type=float, help="Fail (exit 6) if accuracy, or top-1 agreement, drops more than this (0.01 = 1 point).")
+@shape_option
+@module_option
+@pickle_option
+@click.option("--preprocess", multiple=True, metavar="KEY=VALUE", help="Image preprocessing: scale, mean, std, layout, resize.")
+@click.option("--out", "-o", default="dist", show_default=True, type=click.Path(file_okay=False), help="Where bundles go.")
+@click.option("--name", help="Bundle name prefix (default: the model file's stem).")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+@json_option
+def build(model, target, quant, profile, calib, eval_data, max_drop, input_shape, module, trust_pickle, preprocess,
+          out, name, quiet, json_output):
+    """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
+    from edgeopt.build import BuildRequest, build as run_build
+    from edgeopt.progress import Progress
+    from edgeopt.report import fidelity_table, passes_table
+
+    if not model:
+        raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
+    preprocess_items = preprocess if isinstance(preprocess, dict) else dict(_key_value(p) for p in preprocess)
+    request = BuildRequest(
+        model=Path(model), target=target, quant=quant, profile=profile, calib=calib, eval=eval_data,
+        max_drop=max_drop, input_shapes=parse_input_shapes_cli(input_shape), module=module,
+        trust_pickle=trust_pickle, preprocess=preprocess_items, out=Path(out), name=name,
+    )
+    result = run_build(request, Progress(quiet=quiet or json_output))
+    if json_output:
+        _print_json({"ok": True, "bundle": str(result.bundle.directory), "tarball": str(result.bundle.tarball),
+                     "tarball_sha256": result.bundle.sha256, "manifest": result.manifest})
+        return
+    from edgeopt.profiles import render
+
+    out.print(passes_table(result.manifest["passes"]))
+    out.print(fidelity_table(result.manifest["fidelity"]))
+    if result.size_check:
+        out.print(render(result.size_check))
+    out.print(f"[bold green]bundle[/] {result.bundle.directory}\n[bold green]tarball[/] {result.bundle.tarball} "
+              f"(sha256 {result.bundle.sha256})")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise UsageError(f"--preprocess {text!r} is not KEY=VALUE")
+    return key.strip(), value.strip()
+
+
+def _as_list(value) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or ())
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@shape_option
+@module_option
+@pickle_option
+@json_option
+def inspect(path, input_shape, module, trust_pickle, json_output):
+    """Inputs/outputs, ops, parameters, MACs and peak activation memory of a model or bundle."""
+    from edgeopt.inspect import inspect_path
+    from edgeopt.report import analysis_tables
+
+    title, analysis, manifest = inspect_path(Path(path), parse_input_shapes_cli(input_shape), module, trust_pickle)
+    if json_output:
+        _print_json({"ok": True, "path": path, "analysis": analysis.to_json(), "bundle": manifest})
+        return
+    out.print(analysis_tables(analysis, title))
+
+
+def parse_input_shapes_cli(values) -> dict:
+    from edgeopt.frontends import parse_input_shapes
+
+    return parse_input_shapes(_as_list(values))
+
+
+@cli.group()
+def profiles():
+    """Device profiles (device_profiles/*.toml)."""
+
+
+@profiles.command("list")
+@json_option
+def profiles_list(json_output):
+    """All known device profiles."""
+    from rich.table import Table
+
+    from edgeopt.profiles import list_profiles
+    from edgeopt.units import format_bytes
+
+    found = list_profiles()
+    if json_output:
+        _print_json({"ok": True, "profiles": [p.to_json() for p in found]})
+        return
+    table = Table()
+    for column in ("name", "description", "arch", "RAM", "storage", "accelerator"):
+        table.add_column(column)
+    for p in found:
+        table.add_row(p.name, p.description, p.cpu["arch"], format_bytes(p.ram_bytes), format_bytes(p.storage_bytes),
+                      p.accelerator["kind"])
+    out.print(table)
+
+
+@profiles.command("show")
+@click.argument("name")
+@json_option
+def profiles_show(name, json_output):
+    """One profile with every number and its source."""
+    from edgeopt.profiles import load_profile
+
+    profile = load_profile(name)
+    if json_output:
+        _print_json({"ok": True, "profile": profile.to_json()})
+        return
+    out.print(f"[bold]{profile.name}[/]: {profile.description}  ({profile.path})")
+    out.print(profile.path.read_text())
+
+
+@cli.command()
+@click.argument("bundle", required=False, type=click.Path())
+@config_option
+@click.option("--board", "-b", default="local", show_default=True, help="Where to run: local.")
+@click.option("--runs", default=50, show_default=True, help="Timed runs after one warm-up.")
+@click.option("--threads", default=1, show_default=True)
+@json_option
+def smoke(bundle, board, runs, threads, json_output):
+    """Run BUNDLE (directory or .tar.gz) on a board against its golden I/O; report latency and memory."""
+    from edgeopt.report import smoke_table
+    from edgeopt.smoke import smoke as run_smoke
+
+    if not bundle:
+        raise UsageError("no bundle given", hint="edgeopt smoke dist/<name>-<target>-<profile>")
+    report = run_smoke(Path(bundle), board, runs, threads)
+    if json_output:
+        _print_json({"ok": True, **report})
+        return
+    out.print(smoke_table(report))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, prog_name="edgeopt", standalone_mode=False)
+    except EdgeoptError as exc:
+        if "--json" in args:
+            _print_json({"ok": False, "error": exc.to_json()})
+        else:
+            err.print(f"[bold red]error[/] ({exc.kind}, exit {exc.exit_code}): {exc.message}")
+            if exc.hint:
+                err.print(f"[bold]fix:[/] {exc.hint}")
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(UsageError.exit_code)
+    sys.exit(0)

@@ -1,0 +1,176 @@
+"""Calibration and evaluation data: `.npz`/`.npy` arrays or a folder of images, checked
+against the model's inputs before any long work starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.errors import DataError, UsageError
+from edgeopt.ir import TensorSpec
+
+LABEL_KEYS = ("y", "labels", "label")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+RANDOM = "random"
+
+
+@dataclass
+class Dataset:
+    """Samples along axis 0 of every array; `labels` are class indices when known."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    source: str
+
+    @property
+    def size(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+    def subset(self, index: np.ndarray, source: str) -> "Dataset":
+        labels = None if self.labels is None else self.labels[index]
+        return Dataset({k: v[index] for k, v in self.inputs.items()}, labels, source)
+
+    def batches(self, batch: int):
+        """Feeds of the model's static batch size; a ragged tail is dropped."""
+        for start in range(0, self.size - batch + 1, batch):
+            yield {k: v[start:start + batch] for k, v in self.inputs.items()}
+
+    def batch_labels(self, batch: int) -> np.ndarray | None:
+        if self.labels is None:
+            return None
+        return self.labels[: self.size - self.size % batch]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How images become input tensors; recorded in the manifest for the device side."""
+
+    scale: float = 1 / 255
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    layout: str | None = None  # "nchw" | "nhwc"; None: inferred from the input shape
+    resize: str = "bilinear"
+
+    @classmethod
+    def parse(cls, items: dict) -> "Preprocess":
+        floats = lambda v: tuple(float(x) for x in (v.split(",") if isinstance(v, str) else v))  # noqa: E731
+        parsers = {"scale": float, "mean": floats, "std": floats, "layout": str.lower, "resize": str.lower}
+        unknown = sorted(set(items) - set(parsers))
+        if unknown:
+            raise UsageError(f"unknown preprocessing key(s) {', '.join(unknown)}", hint=f"Known: {', '.join(parsers)}")
+        try:
+            return cls(**{k: parsers[k](v) for k, v in items.items()})
+        except ValueError as exc:
+            raise UsageError(f"bad preprocessing value: {exc}") from None
+
+    def to_json(self) -> dict:
+        return {"scale": self.scale, "mean": list(self.mean), "std": list(self.std),
+                "layout": self.layout, "resize": self.resize}
+
+
+def _layout(spec: TensorSpec, preprocess: Preprocess) -> str:
+    if preprocess.layout:
+        return preprocess.layout
+    return "nchw" if spec.shape[1] in (1, 3) and spec.shape[-1] not in (1, 3) else "nhwc"
+
+
+def _load_images(folder: Path, spec: TensorSpec, preprocess: Preprocess) -> tuple[np.ndarray, np.ndarray | None]:
+    from PIL import Image
+
+    if len(spec.shape) != 4:
+        raise DataError(f"{folder}: image folders need a 4-D input, but {spec.name} is {spec.shape_text()}")
+    layout = _layout(spec, preprocess)
+    _, c, h, w = spec.shape if layout == "nchw" else (spec.shape[0], spec.shape[3], *spec.shape[1:3])
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
+    classes = sorted({p.parent for p in files} - {folder})
+    labels = np.array([classes.index(p.parent) for p in files]) if classes and all(p.parent != folder for p in files) else None
+    resample = Image.Resampling.NEAREST if preprocess.resize == "nearest" else Image.Resampling.BILINEAR
+    images = []
+    for path in files:
+        with Image.open(path) as image:
+            image = image.convert("L" if c == 1 else "RGB").resize((w, h), resample)
+            images.append(np.asarray(image, dtype=np.float32).reshape(h, w, c))
+    x = (np.stack(images) * preprocess.scale - np.array(preprocess.mean, np.float32)) / np.array(preprocess.std, np.float32)
+    return (x.transpose(0, 3, 1, 2) if layout == "nchw" else x).astype(np.float32), labels
+
+
+def _arrays(path: Path, specs: list[TensorSpec]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    try:
+        if path.suffix == ".npy":
+            return {specs[0].name: np.load(path, allow_pickle=False)}, None
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npz/.npy file ({exc})") from None
+    labels = next((arrays.pop(k) for k in LABEL_KEYS if k in arrays), None)
+    names = [s.name for s in specs]
+    if set(names) <= set(arrays):
+        return {n: arrays[n] for n in names}, labels
+    if len(specs) == 1 and len(arrays) == 1:
+        return {names[0]: next(iter(arrays.values()))}, labels
+    raise DataError(
+        f"{path}: holds arrays {', '.join(sorted(arrays)) or '(none)'}, but the model's inputs are {', '.join(names)}",
+        hint=f"Save one array per input under its name, e.g. np.savez(f, {names[0]}=x, y=labels).",
+    )
+
+
+def _check(name: str, x: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
+    want = tuple(spec.shape[1:])
+    if x.shape[1:] != want:
+        message = f"{source}: array {name!r} has samples of shape {list(x.shape[1:])}, model input {spec.name} wants {list(want)} (shape {spec.shape_text()}, samples along axis 0)"
+        hint = "Reshape the data to [N, " + ", ".join(map(str, want)) + "]."
+        if x.ndim == 4 and len(want) == 3:
+            if x.shape[1:] == (want[1], want[2], want[0]):
+                hint = "The data is NHWC but the model is NCHW: use x.transpose(0, 3, 1, 2)."
+            elif x.shape[1:] == (want[2], want[0], want[1]):
+                hint = "The data is NCHW but the model is NHWC: use x.transpose(0, 2, 3, 1)."
+        raise DataError(message, hint=hint)
+    if not np.issubdtype(x.dtype, np.floating) and np.issubdtype(np.dtype(spec.dtype), np.floating):
+        raise DataError(
+            f"{source}: array {name!r} is {x.dtype} but model input {spec.name} is {spec.dtype}",
+            hint="Convert and normalise it as in training (e.g. x.astype('float32') / 255).",
+        )
+    bad = int(np.count_nonzero(~np.isfinite(x))) if np.issubdtype(x.dtype, np.floating) else 0
+    if bad:
+        raise DataError(f"{source}: array {name!r} has {bad} NaN/Inf value(s)", hint="Clean or drop those samples.")
+    return x.astype(spec.dtype, copy=False)
+
+
+def load_data(text: str, specs: list[TensorSpec], preprocess: Preprocess | None = None, seed: int = 0, samples: int = 64) -> Dataset:
+    """Load `.npz`/`.npy`, an image folder, or `random` (explicit, flagged unrepresentative)."""
+    if text == RANDOM:
+        rng = np.random.default_rng(seed)
+        return Dataset({s.name: rng.standard_normal((samples, *s.shape[1:])).astype(s.dtype) for s in specs},
+                       None, "random (NOT representative: int8 ranges will be poor)")
+    path = Path(text)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir():
+        if len(specs) != 1:
+            raise DataError(f"{path}: image folders feed single-input models only; this one has {len(specs)}")
+        x, labels = _load_images(path, specs[0], preprocess or Preprocess())
+        arrays = {specs[0].name: x}
+    else:
+        arrays, labels = _arrays(path, specs)
+    by_name = {s.name: s for s in specs}
+    arrays = {k: _check(k, np.asarray(v), by_name[k], str(path)) for k, v in arrays.items()}
+    sizes = {len(v) for v in arrays.values()} | ({len(labels)} if labels is not None else set())
+    if len(sizes) != 1:
+        raise DataError(f"{path}: arrays (and labels) differ in sample count: {sorted(sizes)}")
+    if not min(sizes):
+        raise DataError(f"{path}: holds no samples")
+    if labels is not None:
+        labels = labels.reshape(-1).astype(np.int64)
+    return Dataset(arrays, labels, str(path))
+
+
+def split(data: Dataset, eval_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Held-out evaluation data when no --eval is given: a seeded shuffle, then a cut."""
+    order = np.random.default_rng(seed).permutation(data.size)
+    cut = max(1, int(round(data.size * eval_fraction)))
+    return (data.subset(order[cut:], f"{data.source} (calibration split)"),
+            data.subset(order[:cut], f"{data.source} (evaluation split, {cut} samples)"))

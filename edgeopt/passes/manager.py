@@ -1,0 +1,29 @@
+"""Runs the cleanup passes, then the requested ones, measuring each."""
+
+from __future__ import annotations
+
+import onnx_ir as ir
+
+from edgeopt.ir import infer_shapes
+from edgeopt.ir.analysis import analyze
+from edgeopt.passes.base import Pass, PassReport, make_pass
+
+# Order matters: folding first exposes constant BN/Conv inputs and static shapes;
+# removing identities exposes adjacent transposes.
+CLEANUP_ORDER = ["fold-constants", "remove-identity", "fold-batchnorm", "cancel-transposes"]
+
+
+def run_passes(model: ir.Model, requested: list[Pass] | None = None, cleanup: bool = True) -> tuple[ir.Model, list[PassReport]]:
+    passes = ([make_pass(name) for name in CLEANUP_ORDER] if cleanup else []) + list(requested or [])
+    reports = []
+    for p in passes:
+        before = analyze(model)
+        changes = p.apply(model)
+        model = infer_shapes(model)
+        after = analyze(model)
+        reports.append(PassReport(
+            name=p.name, config=vars(p.config), changes=changes,
+            params_before=before.params, params_after=after.params,
+            macs_before=before.macs, macs_after=after.macs,
+        ))
+    return model, reports

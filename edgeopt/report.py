@@ -1,0 +1,85 @@
+"""Human-readable tables for the CLI (rich); `--json` prints the `to_json` forms instead."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.table import Table
+
+from edgeopt.ir.analysis import Analysis
+from edgeopt.units import format_bytes
+
+TOP_NODES = 10
+
+
+def _count(n: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return str(n)
+
+
+def analysis_tables(analysis: Analysis, title: str) -> Group:
+    io = Table(title=f"{title}: inputs and outputs", title_justify="left")
+    for column in ("", "name", "dtype", "shape"):
+        io.add_column(column)
+    for kind, specs in (("input", analysis.inputs), ("output", analysis.outputs)):
+        for spec in specs:
+            io.add_row(kind, spec.name, spec.dtype, spec.shape_text())
+
+    summary = Table(title=f"{title}: size and compute", title_justify="left", show_header=False)
+    summary.add_row("parameters", f"{_count(analysis.params)} ({analysis.params:,})")
+    for dtype, size in sorted(analysis.param_bytes.items()):
+        summary.add_row(f"weights {dtype}", format_bytes(size))
+    summary.add_row("MACs", f"{_count(analysis.macs)} ({analysis.macs:,})")
+    summary.add_row("peak activations (arena)", format_bytes(analysis.arena.size))
+    summary.add_row("live-tensor lower bound", format_bytes(analysis.arena.live_peak))
+    if analysis.arena.unknown:
+        summary.add_row("tensors of unknown size", ", ".join(analysis.arena.unknown[:5]))
+
+    ops = Table(title="ops", title_justify="left")
+    ops.add_column("op")
+    ops.add_column("count", justify="right")
+    for op, count in analysis.op_histogram.items():
+        ops.add_row(op, str(count))
+
+    heavy = Table(title=f"heaviest nodes (top {TOP_NODES} by MACs)", title_justify="left")
+    for column in ("node", "op", "MACs", "share"):
+        heavy.add_column(column, justify="right" if column in ("MACs", "share") else "left")
+    for node in sorted((n for n in analysis.nodes if n.macs), key=lambda n: -n.macs)[:TOP_NODES]:
+        heavy.add_row(node.name, node.op_type, f"{node.macs:,}", f"{node.macs / analysis.macs:.1%}")
+    return Group(io, summary, ops, heavy)
+
+
+def fidelity_table(fidelity: dict) -> Table:
+    table = Table(title="fidelity vs the original model", title_justify="left", show_header=False)
+    percent = lambda v: "n/a" if v is None else f"{v:.2%}"  # noqa: E731
+    table.add_row("held-out samples", str(fidelity["samples"]))
+    table.add_row("top-1 agreement", percent(fidelity["top1_agreement"]))
+    table.add_row("SQNR", "exact" if fidelity["sqnr_db"] is None else f"{fidelity['sqnr_db']:.1f} dB")
+    table.add_row("max abs error", f"{fidelity['max_abs_error']:.3g}")
+    if fidelity["reference_accuracy"] is not None:
+        table.add_row("label accuracy (original)", percent(fidelity["reference_accuracy"]))
+        table.add_row("label accuracy (artefact)", percent(fidelity["artefact_accuracy"]))
+    return table
+
+
+def passes_table(reports: list[dict]) -> Table:
+    table = Table(title="passes", title_justify="left")
+    for column in ("pass", "changes", "params", "MACs"):
+        table.add_column(column)
+    for r in reports:
+        table.add_row(r["name"], str(len(r["changes"])), f"{r['params_before']:,} → {r['params_after']:,}",
+                      f"{r['macs_before']:,} → {r['macs_after']:,}")
+    return table
+
+
+def smoke_table(report: dict) -> Table:
+    table = Table(title=f"smoke test on {report['board']} ({report['runtime']}, {report['machine']})", title_justify="left")
+    for column in ("output", "max abs error", "atol", "status"):
+        table.add_column(column)
+    for row in report["outputs"]:
+        table.add_row(row["name"], f"{row['max_abs_error']:.3g}", f"{row['atol']:.3g}", "ok" if row["ok"] else "MISMATCH")
+    lat = report["latency_ms"]
+    table.caption = (f"latency p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms ({lat['runs']} runs, "
+                     f"{report['threads']} thread(s)); peak RSS {report['peak_rss_mib']:.1f} MiB")
+    return table
