@@ -132,6 +132,8 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         raise UsageError(f"target {request.target} does not support --quant {request.quant}",
                          hint=f"Choose one of: {', '.join(backend.quant_modes)}")
     profile: Profile | None = load_profile(request.profile) if request.profile else None
+    if profile is not None:
+        profile.require_target(request.target)
     preprocess = Preprocess.parse(request.preprocess) if request.preprocess else None
     options = FrontendOptions(request.input_shapes, request.trust_pickle, request.module)
 

@@ -13,8 +13,8 @@ import edgeopt
 from edgeopt import config as config_file
 from edgeopt.errors import EdgeoptError, UsageError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+screen = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _print_json(data: dict) -> None:
@@ -26,9 +26,15 @@ def _load_config(ctx: click.Context, _param, value: str | None):
     path = Path(value) if value else Path(config_file.DEFAULT_NAME)
     if value is None and not path.exists():
         return None
-    known = {p.name for p in ctx.command.params if p.name not in ("config", "json_output")}
-    ctx.default_map = {**(ctx.default_map or {}), **config_file.load_section(path, ctx.command.name, known)}
+    keys = {_config_key(p): p.name for p in ctx.command.params if p.name and p.name != "json_output"}
+    ctx.default_map = {**(ctx.default_map or {}), **config_file.load_section(path, ctx.command.name, keys)}
     return str(path)
+
+
+def _config_key(param: click.Parameter) -> str:
+    """The TOML key of a parameter: its long flag without dashes (`max-drop`), or its name."""
+    longs = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+    return longs[0][2:] if longs else param.name
 
 
 config_option = click.option("--config", type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
@@ -86,11 +92,11 @@ def build(model, target, quant, profile, calib, eval_data, max_drop, input_shape
         return
     from edgeopt.profiles import render
 
-    out.print(passes_table(result.manifest["passes"]))
-    out.print(fidelity_table(result.manifest["fidelity"]))
+    screen.print(passes_table(result.manifest["passes"]))
+    screen.print(fidelity_table(result.manifest["fidelity"]))
     if result.size_check:
-        out.print(render(result.size_check))
-    out.print(f"[bold green]bundle[/] {result.bundle.directory}\n[bold green]tarball[/] {result.bundle.tarball} "
+        screen.print(render(result.size_check))
+    screen.print(f"[bold green]bundle[/] {result.bundle.directory}\n[bold green]tarball[/] {result.bundle.tarball} "
               f"(sha256 {result.bundle.sha256})")
 
 
@@ -120,7 +126,7 @@ def inspect(path, input_shape, module, trust_pickle, json_output):
     if json_output:
         _print_json({"ok": True, "path": path, "analysis": analysis.to_json(), "bundle": manifest})
         return
-    out.print(analysis_tables(analysis, title))
+    screen.print(analysis_tables(analysis, title))
 
 
 def parse_input_shapes_cli(values) -> dict:
@@ -153,7 +159,7 @@ def profiles_list(json_output):
     for p in found:
         table.add_row(p.name, p.description, p.cpu["arch"], format_bytes(p.ram_bytes), format_bytes(p.storage_bytes),
                       p.accelerator["kind"])
-    out.print(table)
+    screen.print(table)
 
 
 @profiles.command("show")
@@ -167,8 +173,8 @@ def profiles_show(name, json_output):
     if json_output:
         _print_json({"ok": True, "profile": profile.to_json()})
         return
-    out.print(f"[bold]{profile.name}[/]: {profile.description}  ({profile.path})")
-    out.print(profile.path.read_text())
+    screen.print(f"[bold]{profile.name}[/]: {profile.description}  ({profile.path})")
+    screen.print(profile.path.read_text())
 
 
 @cli.command()
@@ -189,7 +195,7 @@ def smoke(bundle, board, runs, threads, json_output):
     if json_output:
         _print_json({"ok": True, **report})
         return
-    out.print(smoke_table(report))
+    screen.print(smoke_table(report))
 
 
 def main(argv: list[str] | None = None) -> None:

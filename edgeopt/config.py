@@ -23,8 +23,10 @@ DEFAULT_NAME = "edgeopt.toml"
 PATH_KEYS = {"model", "calib", "eval", "out", "bundle"}
 
 
-def load_section(path: Path, command: str, known: set[str]) -> dict:
-    """The `[command]` table of a config file as click parameter defaults."""
+def load_section(path: Path, command: str, keys: dict[str, str]) -> dict:
+    """The `[command]` table of a config file as click parameter defaults.
+
+    `keys` maps each allowed TOML key (the flag, e.g. `max-drop`) to its parameter name."""
     try:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
@@ -36,11 +38,11 @@ def load_section(path: Path, command: str, known: set[str]) -> dict:
         raise UsageError(f"{path}: [{command}] must be a table")
     defaults = {}
     for key, value in section.items():
-        name = key.replace("-", "_")
-        if name not in known:
+        name = keys.get(key) or keys.get(key.replace("_", "-"))
+        if name is None or key == "config":
             raise UsageError(f"{path}: [{command}] has unknown key {key!r}",
-                             hint=f"Known keys: {', '.join(sorted(k.replace('_', '-') for k in known))}")
-        if name in PATH_KEYS and isinstance(value, str) and value != "random":
+                             hint=f"Known keys: {', '.join(sorted(k for k in keys if k != 'config'))}")
+        if key in PATH_KEYS and isinstance(value, str) and value != "random":
             value = str((path.parent / value))
         defaults[name] = value
     return defaults

@@ -1,0 +1,130 @@
+"""End to end on the example digits CNN: build, verify, size-check, bundle, and every way
+a build must fail without leaving a bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeopt.build import BuildRequest, build
+from edgeopt.errors import AccuracyGateError, BudgetExceededError, DataError, UsageError
+from edgeopt.progress import Progress
+from edgeopt.resources import data_dir
+from edgeopt.smoke import smoke
+from edgeopt.errors import BoardError
+
+QUIET = Progress(quiet=True)
+
+
+def request(digits, out: Path, **overrides) -> BuildRequest:
+    fields = dict(model=digits["model"], target="onnx", quant="int8", profile="rpi4", calib=str(digits["calib"]),
+                  eval=str(digits["eval"]), max_drop=0.01, out=out)
+    return BuildRequest(**{**fields, **overrides})
+
+
+@pytest.fixture(scope="module")
+def int8_build(digits, tmp_path_factory):
+    return build(request(digits, tmp_path_factory.mktemp("dist")), QUIET)
+
+
+def test_int8_build_verifies_within_one_point(int8_build):
+    f = int8_build.fidelity
+    assert f.samples == 300
+    assert f.reference_accuracy >= 0.95
+    assert f.reference_accuracy - f.artefact_accuracy <= 0.01
+    assert f.top1_agreement >= 0.98 and f.sqnr_db > 25
+
+
+def test_bundle_contents_and_manifest(int8_build):
+    directory = int8_build.bundle.directory
+    assert directory.name == "digits_cnn-onnx-rpi4"
+    assert sorted(p.name for p in directory.iterdir()) == [
+        "README.md", "edgeopt_runner.py", "golden", "manifest.json", "model.onnx", "runner.py"]
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["schema_version"] == 1 and manifest["target"] == "onnx" and manifest["profile"] == "rpi4"
+    assert manifest["source"]["format"] == "exported-program" and len(manifest["source"]["sha256"]) == 64
+    assert manifest["inputs"][0]["shape"] == [1, 1, 16, 16]
+    assert manifest["calibration"]["samples"] == 200
+    assert manifest["artefact"]["bytes"] == (directory / "model.onnx").stat().st_size
+    assert manifest["size_check"]["rows"][0]["check"] == "storage"
+    assert [p["name"] for p in manifest["passes"]] == ["fold-constants", "remove-identity", "fold-batchnorm",
+                                                       "cancel-transposes"]
+    assert manifest["golden"]["samples"] == 8
+    weights = manifest["analysis"]["artefact"]["param_bytes"]
+    assert weights.get("int8", 0) > 0.7 * manifest["analysis"]["source"]["param_bytes"]["float32"] / 4
+
+
+def test_rebuild_is_byte_identical(int8_build, digits, tmp_path):
+    again = build(request(digits, tmp_path), QUIET)
+    assert again.bundle.sha256 == int8_build.bundle.sha256
+
+
+def test_float32_build_matches_exactly(digits, tmp_path):
+    result = build(request(digits, tmp_path, quant="float32", calib=None, max_drop=0.0), QUIET)
+    assert result.fidelity.max_abs_error < 1e-4
+    assert result.fidelity.top1_agreement == 1.0
+    assert result.manifest["calibration"] is None
+
+
+def test_smoke_passes_then_detects_tampering(int8_build, tmp_path):
+    report = smoke(int8_build.bundle.tarball, runs=5)
+    assert report["ok"] and report["latency_ms"]["p50"] > 0 and report["peak_rss_mib"] > 10
+    copy = tmp_path / "bundle"
+    import shutil
+    shutil.copytree(int8_build.bundle.directory, copy)
+    expected = np.load(copy / "golden" / "output_0.npy")
+    np.save(copy / "golden" / "output_0.npy", expected + 1.0)
+    with pytest.raises(BoardError, match="differ from the golden outputs") as info:
+        smoke(copy, runs=1)
+    assert info.value.exit_code == 8
+
+
+def assert_no_bundle(out: Path):
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_accuracy_gate_fails_without_bundle(digits, tmp_path):
+    data = np.load(digits["calib"])
+    np.savez(tmp_path / "blown.npz", image=data["image"] * 1000)  # absurd ranges: int8 loses everything
+    out = tmp_path / "dist"
+    with pytest.raises(AccuracyGateError) as info:
+        build(request(digits, out, calib=str(tmp_path / "blown.npz")), QUIET)
+    assert info.value.exit_code == 6 and "more than --max-drop 1.00%" in info.value.message
+    assert_no_bundle(out)
+
+
+def test_budget_exceeded_without_bundle(digits, tmp_path):
+    tiny = (data_dir("device_profiles") / "rpi4.toml").read_text()
+    tiny = tiny.replace('name = "rpi4"', 'name = "tiny"').replace("ram_mib = 4096", "ram_mib = 16")
+    (tmp_path / "tiny.toml").write_text(tiny)
+    out = tmp_path / "dist"
+    with pytest.raises(BudgetExceededError) as info:
+        build(request(digits, out, profile=str(tmp_path / "tiny.toml")), QUIET)
+    assert info.value.exit_code == 5 and "ram" in info.value.message and "over by" in info.value.message
+    assert_no_bundle(out)
+
+
+def test_int8_without_calibration(digits, tmp_path):
+    with pytest.raises(DataError, match="needs calibration data"):
+        build(request(digits, tmp_path, calib=None), QUIET)
+    assert_no_bundle(tmp_path)
+
+
+def test_calibration_shape_mismatch(digits, tmp_path):
+    np.savez(tmp_path / "nhwc.npz", image=np.zeros((10, 16, 16, 1), np.float32))
+    out = tmp_path / "dist"
+    with pytest.raises(DataError) as info:
+        build(request(digits, out, calib=str(tmp_path / "nhwc.npz")), QUIET)
+    assert info.value.exit_code == 9 and "NHWC but the model is NCHW" in info.value.hint
+    assert_no_bundle(out)
+
+
+def test_unknown_profile_and_quant(digits, tmp_path):
+    with pytest.raises(UsageError, match="rpi9"):
+        build(request(digits, tmp_path, profile="rpi9"), QUIET)
+    with pytest.raises(UsageError, match="does not support --quant float16"):
+        build(request(digits, tmp_path, quant="float16"), QUIET)
+    assert_no_bundle(tmp_path)
