@@ -1,0 +1,84 @@
+"""`make bench`: build the example model for each target and quantization, then time it,
+all in one process so the figures compare as ratios. Writes JSON.
+
+    python scripts/bench.py --out bench-results/bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.backends import TARGETS, get_backend
+from edgeopt.build import BuildRequest, build
+from edgeopt.progress import Progress
+
+EXAMPLES = Path("examples")
+RUNS = 500
+
+
+def latency_ms(run, feeds: dict, runs: int = RUNS) -> float:
+    run(feeds)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run(feeds)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def bench_target(target: str, out: Path) -> dict:
+    from edgeopt.frontends import load_model
+    from edgeopt.backends import CompileOptions
+    from edgeopt.data import load_data
+    from edgeopt.ir import input_specs
+    from edgeopt.passes import run_passes
+
+    results = {}
+    model, _ = run_passes(load_model(EXAMPLES / "digits_cnn.pt2").model)
+    calib = load_data(str(EXAMPLES / "digits_calib.npz"), input_specs(model))
+    feeds = next(calib.batches(1))
+    for quant in get_backend(target).quant_modes:
+        start = time.perf_counter()
+        result = build(BuildRequest(EXAMPLES / "digits_cnn.pt2", target=target, quant=quant, profile="rpi4",
+                                    calib=str(EXAMPLES / "digits_calib.npz"), eval=str(EXAMPLES / "digits_eval.npz"),
+                                    out=out), Progress(quiet=True))
+        build_s = time.perf_counter() - start
+        artefact = get_backend(target).compile(model, CompileOptions(quant, calib))
+        results[quant] = {
+            "build_s": round(build_s, 3),
+            "artefact_bytes": result.manifest["artefact"]["bytes"],
+            "latency_ms_p50_1thread": round(latency_ms(artefact.run, feeds), 4),
+            "label_accuracy": result.fidelity.artefact_accuracy,
+            "top1_agreement": result.fidelity.top1_agreement,
+            "sqnr_db": result.fidelity.sqnr_db if np.isfinite(result.fidelity.sqnr_db) else None,
+        }
+    if "float32" in results and "int8" in results:
+        f, q = results["float32"], results["int8"]
+        results["ratios_int8_vs_float32"] = {
+            "size": round(q["artefact_bytes"] / f["artefact_bytes"], 3),
+            "latency": round(q["latency_ms_p50_1thread"] / f["latency_ms_p50_1thread"], 3),
+            "accuracy_drop_points": round(100 * (f["label_accuracy"] - q["label_accuracy"]), 2),
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-results/bench.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        report = {"model": "examples/digits_cnn.pt2", "runs": RUNS,
+                  "targets": {t: bench_target(t, Path(tmp)) for t in TARGETS}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
