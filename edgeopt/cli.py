@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 import edgeopt
 from edgeopt import config as config_file
@@ -206,9 +207,9 @@ def main(argv: list[str] | None = None) -> None:
         if "--json" in args:
             _print_json({"ok": False, "error": exc.to_json()})
         else:
-            err.print(f"[bold red]error[/] ({exc.kind}, exit {exc.exit_code}): {exc.message}")
+            err.print(f"[bold red]error[/] ({exc.kind}, exit {exc.exit_code}): {escape(exc.message)}")
             if exc.hint:
-                err.print(f"[bold]fix:[/] {exc.hint}")
+                err.print(f"[bold]fix:[/] {escape(exc.hint)}")
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         err.print("aborted")

@@ -146,6 +146,9 @@ class Profile:
                 "storage_budget_bytes": self.storage_budget_bytes, "param_cache_bytes": self.param_cache_bytes}
 
 
+SCHEMA_HINT = "Compare with a shipped profile (edgeopt profiles show rpi4); every section needs a source."
+
+
 def _check_keys(table: dict, schema: dict[str, Key], label: str, section: str | None = None) -> None:
     """Unknown keys first (a typo also makes its intended key look missing), then values, then
     keys present where they do not apply or absent where they do."""
@@ -154,15 +157,15 @@ def _check_keys(table: dict, schema: dict[str, Key], label: str, section: str | 
         if name not in schema:
             close = difflib.get_close_matches(name, schema, n=1)
             suggestion = f" (did you mean {close[0]}?)" if close else f"; known keys: {', '.join(schema)}"
-            raise UsageError(f"{where}unknown key {name}{suggestion}")
+            raise UsageError(f"{where}unknown key {name}{suggestion}", hint=SCHEMA_HINT)
     for name, key in schema.items():
         if name in table and not key.is_valid(table[name]):
-            raise UsageError(f"{where}{name} must be {key.expected}, got {table[name]!r}")
+            raise UsageError(f"{where}{name} must be {key.expected}, got {table[name]!r}", hint=SCHEMA_HINT)
     for name, key in schema.items():
         if name in table and not key.applies_to(table):
-            raise UsageError(f"{where}{name} is only allowed when {key.only_when[0]} = {key.only_when[1]!r}")
+            raise UsageError(f"{where}{name} is only allowed when {key.only_when[0]} = {key.only_when[1]!r}", hint=SCHEMA_HINT)
         if name not in table and key.applies_to(table):
-            raise UsageError(f"{where}missing {name}, which must be {key.expected}")
+            raise UsageError(f"{where}missing {name}, which must be {key.expected}", hint=SCHEMA_HINT)
 
 
 def _validate(data: dict, label: str, stem: str) -> None:
@@ -170,10 +173,11 @@ def _validate(data: dict, label: str, stem: str) -> None:
     for section, schema in SECTIONS.items():
         _check_keys(data[section], schema, label, section)
     if data["name"] != stem:
-        raise UsageError(f"{label}: name {data['name']!r} must equal the file name without .toml ({stem!r})")
+        raise UsageError(f"{label}: name {data['name']!r} must equal the file name without .toml ({stem!r})",
+                         hint=f"Rename the file or set name = {stem!r}.")
     for holds, message in RELATIONS:
         if not holds(data):
-            raise UsageError(f"{label}: {message}")
+            raise UsageError(f"{label}: {message}", hint=SCHEMA_HINT)
 
 
 def _load_file(path: Path, label: str) -> Profile:

@@ -6,6 +6,7 @@ import time
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -19,12 +20,12 @@ class Progress:
             console.print(text, style=style)
 
     def warn(self, text: str) -> None:
-        console.print(f"warning: {text}", style="bold yellow")
+        console.print(f"warning: {escape(text)}", style="bold yellow")
 
     @contextmanager
     def step(self, text: str):
         start = time.perf_counter()
         if not self.quiet:
-            console.print(f"[dim]…[/] {text}")
+            console.print(f"[dim]…[/] {escape(text)}")
         yield
-        self.note(f"[green]✓[/] {text} [dim]({time.perf_counter() - start:.1f} s)[/]")
+        self.note(f"[green]✓[/] {escape(text)} [dim]({time.perf_counter() - start:.1f} s)[/]")

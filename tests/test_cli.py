@@ -86,6 +86,11 @@ out = "dist"
     code, out, _ = run(capsys, "smoke", "dist/digits_cnn-onnx-rpi4.tar.gz", "--runs", "3", "--json")
     assert code == 0 and json.loads(out)["outputs"][0]["ok"]
 
+    code, out, _ = run(capsys, "inspect", "dist/digits_cnn-onnx-rpi4.tar.gz", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["bundle"]["quant"] == "float32"
+    assert report["analysis"]["macs"] == manifest["analysis"]["source"]["macs"]
+
 
 def test_config_unknown_key(capsys, tmp_path, monkeypatch):
     (tmp_path / "edgeopt.toml").write_text('[build]\nquantize = "int8"\n')

@@ -29,14 +29,16 @@ def _loader(path: Path) -> str:
     if path.is_dir():
         if (path / "saved_model.pb").exists():
             return SAVED_MODEL[1]
-        raise ModelError(f"{path}: is a directory without saved_model.pb, so not a SavedModel")
+        raise ModelError(f"{path}: is a directory without saved_model.pb, so not a SavedModel",
+                         hint="Pass the model file, or a directory written by tf.saved_model.save / model.export.")
     if not path.exists():
-        raise ModelError(f"{path}: no such file")
+        raise ModelError(f"{path}: no such file", hint="Check the path (relative paths start at the current directory).")
     try:
         return LOADERS[path.suffix.lower()][1]
     except KeyError:
         known = ", ".join(sorted(LOADERS)) + ", or a SavedModel directory"
-        raise ModelError(f"{path}: unknown model format {path.suffix or '(no suffix)'!r}; edgeopt reads {known}") from None
+        raise ModelError(f"{path}: unknown model format {path.suffix or '(no suffix)'!r}; edgeopt reads {known}",
+                         hint="Export the model to ONNX (or .pt2 / .keras) and pass that file.") from None
 
 
 def load_model(path: str | Path, options: FrontendOptions | None = None) -> LoadedModel:
