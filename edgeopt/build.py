@@ -51,6 +51,7 @@ class BuildRequest:
 class BuildResult:
     bundle: Bundle
     manifest: dict
+    artefact: Artefact
     fidelity: verify.Fidelity
     size_check: SizeCheck | None
     source_analysis: Analysis
@@ -188,4 +189,4 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     files[MANIFEST] = manifest_bytes(manifest)
     with progress.step(f"Writing bundle {request.out / name}"):
         bundle = write_bundle(request.out, name, files)
-    return BuildResult(bundle, manifest, fidelity, sizes, source_analysis, artefact_analysis)
+    return BuildResult(bundle, manifest, artefact, fidelity, sizes, source_analysis, artefact_analysis)
