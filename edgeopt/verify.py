@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from edgeopt.data import Dataset
-from edgeopt.errors import AccuracyGateError
+from edgeopt.errors import AccuracyGateError, DataError
 
 Run = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
@@ -50,7 +50,8 @@ def measure(reference: Run, artefact: Run, data: Dataset, batch: int) -> Fidelit
         ref_out.append(reference(feeds))
         art_out.append(artefact(feeds))
     if not ref_out:
-        raise ValueError("no evaluation batches")
+        raise DataError(f"{data.source}: {data.size} evaluation sample(s), fewer than the model's batch size {batch}",
+                        hint="Give at least one full batch of held-out samples (--eval).")
     ref = [np.concatenate(parts) for parts in zip(*ref_out)]
     art = [np.concatenate(parts) for parts in zip(*art_out)]
     ref_flat = np.concatenate([r.reshape(-1) for r in ref])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edgeopt.data import Dataset
-from edgeopt.errors import AccuracyGateError
+from edgeopt.errors import AccuracyGateError, DataError
 from edgeopt.verify import gate, measure, sqnr_db
 
 
@@ -51,3 +51,8 @@ def test_drop_without_labels_uses_agreement():
     f = measure(identity, lambda feeds: [feeds["x"][:, ::-1]], dataset(None), batch=2)
     assert f.reference_accuracy is None
     assert f.drop == ("top-1 disagreement", 1.0)
+
+
+def test_fewer_samples_than_a_batch_is_a_data_error():
+    with pytest.raises(DataError, match="fewer than the model's batch size 8"):
+        measure(identity, identity, dataset(None), batch=8)

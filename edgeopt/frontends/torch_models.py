@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from edgeopt.errors import ModelError, UsageError
 from edgeopt.frontends.base import OPSET, FrontendOptions, LoadedModel, example_inputs, normalize, resolve_shapes
@@ -140,8 +141,6 @@ def load_torchscript(path: Path, options: FrontendOptions) -> LoadedModel:
         n_outputs = len(_flatten(script(*args)))
     output_names = ["output"] if n_outputs == 1 else [f"output_{i}" for i in range(n_outputs)]
     _export(script, args, path, f=(buffer := io.BytesIO()), dynamo=False, input_names=names, output_names=output_names)
-    import onnx
-
     return normalize(onnx.load_from_string(buffer.getvalue()), specs, path, "torchscript", _reference(script, names))
 
 

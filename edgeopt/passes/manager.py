@@ -16,8 +16,8 @@ CLEANUP_ORDER = ["fold-constants", "remove-identity", "fold-batchnorm", "cancel-
 def run_passes(model: ir.Model, requested: list[Pass] | None = None, cleanup: bool = True) -> tuple[ir.Model, list[PassReport]]:
     passes = ([make_pass(name) for name in CLEANUP_ORDER] if cleanup else []) + list(requested or [])
     reports = []
+    before = analyze(model)
     for p in passes:
-        before = analyze(model)
         changes = p.apply(model)
         model = infer_shapes(model)
         after = analyze(model)
@@ -26,4 +26,5 @@ def run_passes(model: ir.Model, requested: list[Pass] | None = None, cleanup: bo
             params_before=before.params, params_after=after.params,
             macs_before=before.macs, macs_after=after.macs,
         ))
+        before = after
     return model, reports

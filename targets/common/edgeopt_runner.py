@@ -30,10 +30,14 @@ def batches(inputs, names, batch):
 def compare(actual, expected, tolerances, names):
     rows = []
     for name, got, want, tol in zip(names, actual, expected, tolerances):
+        if got.shape != want.shape:
+            rows.append({"name": name, "max_abs_error": float("inf"), "atol": tol["atol"], "rtol": tol["rtol"],
+                         "ok": False, "shape": [list(got.shape), list(want.shape)]})
+            continue
         err = np.abs(got.astype(np.float64) - want.astype(np.float64))
         limit = tol["atol"] + tol["rtol"] * np.abs(want.astype(np.float64))
         rows.append({"name": name, "max_abs_error": float(err.max()), "atol": tol["atol"], "rtol": tol["rtol"],
-                     "ok": bool(np.all(err <= limit)) and got.shape == want.shape})
+                     "ok": bool(np.all(err <= limit))})
     return rows
 
 
