@@ -1,0 +1,105 @@
+"""The lowered model: a tf.Module whose weights are tf.Variables and whose forward pass is
+a list of steps, one or more per ONNX node, run in order.
+
+Steps stay visible (name, op type, input and output keys, parameters) so that calibration
+can tap any tensor and bias correction can walk the layers one by one; `function()` traces
+the same steps into the tf.function the TFLite converter reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from edgeopt.lower._layout import Perm
+
+
+@dataclass(frozen=True)
+class Port:
+    """A graph input or output: its ONNX name and shape, and how the TF side stores it."""
+
+    name: str
+    tf_name: str  # a signature-safe name ([A-Za-z0-9_])
+    key: str  # env key of the tensor
+    perm: Perm
+    shape: tuple[int, ...]  # ONNX shape
+    dtype: np.dtype
+
+    @property
+    def tf_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape[axis] for axis in self.perm)
+
+    @property
+    def layout(self) -> str | None:
+        return "NHWC" if self.perm == (0, 2, 3, 1) else None
+
+
+@dataclass
+class Step:
+    name: str  # TF name scope (the ONNX node name, sanitized)
+    op_type: str
+    node: str  # the ONNX node name, for messages
+    inputs: list[str]
+    outputs: list[str]
+    fn: Callable
+    params: dict = field(default_factory=dict)  # e.g. {"kernel": Variable, "bias": Variable}
+    release: list[str] = field(default_factory=list)  # keys no later step reads
+
+
+class LoweredModel(tf.Module):
+    def __init__(self, inputs, outputs, steps, constants, weights):
+        super().__init__(name="edgeopt_lowered")
+        self.inputs: list[Port] = inputs
+        self.outputs: list[Port] = outputs
+        self.steps: list[Step] = steps
+        self.constants: dict[str, np.ndarray] = constants
+        self.weights: list[tf.Variable] = weights  # tracked by tf.Module
+
+    def read(self, env: dict, key: str):
+        return env[key] if key in env else tf.constant(self.constants[key])
+
+    def run(self, feeds: dict, ranges: dict | None = None, keep: bool = False) -> dict:
+        """Run the steps on `feeds` (ONNX input name -> tensor in TF layout).
+
+        `ranges` maps tensor keys to (min, max) variables: those tensors are fake-quantized
+        where they are produced. Returns the environment: every tensor still live (all of
+        them with `keep`), graph outputs included.
+        """
+        ranges = ranges or {}
+        env = {}
+        for port in self.inputs:
+            env[port.key] = _fake_quant(tf.convert_to_tensor(feeds[port.name]), ranges.get(port.key))
+        for step in self.steps:
+            with tf.name_scope(step.name):
+                results = step.fn(*(self.read(env, k) for k in step.inputs))
+            results = results if isinstance(results, (tuple, list)) else (results,)
+            for key, tensor in zip(step.outputs, results):
+                env[key] = _fake_quant(tensor, ranges.get(key))
+            if not keep:
+                for key in step.release:
+                    env.pop(key, None)
+        return env
+
+    def __call__(self, feeds: dict, ranges: dict | None = None) -> list:
+        env = self.run(feeds, ranges)
+        return [self.read(env, port.key) for port in self.outputs]
+
+    def function(self, ranges: dict | None = None) -> tf.types.experimental.ConcreteFunction:
+        """A fresh concrete function (a changed `ranges` needs a new trace)."""
+        signature = [tf.TensorSpec(p.tf_shape, tf.as_dtype(p.dtype), name=p.tf_name) for p in self.inputs]
+
+        def forward(*args):
+            outputs = self({p.name: a for p, a in zip(self.inputs, args)}, ranges)
+            return {p.tf_name: tf.identity(t) for p, t in zip(self.outputs, outputs)}
+
+        return tf.function(forward, input_signature=signature, autograph=False).get_concrete_function()
+
+
+def _fake_quant(tensor, bounds):
+    if bounds is None:
+        return tensor
+    low, high = bounds
+    return tf.quantization.fake_quant_with_min_max_vars(tensor, low, high, num_bits=8, narrow_range=False)

@@ -1,0 +1,59 @@
+"""Gemm and MatMul. A constant right-hand side becomes a [K, N] weight variable, so the
+converter emits FULLY_CONNECTED; a Flatten of an NHWC tensor is absorbed by permuting its rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from edgeopt.lower._table import lowers
+
+
+def _weight_rows(ctx, weight: np.ndarray) -> tuple[np.ndarray, str]:
+    """The weight with rows in the TF order of input 0, and the key of input 0."""
+    x = ctx.input(0)
+    if x.order is not None:
+        return weight[x.order], ctx.tensor(0, None, keep_order=True)
+    return weight, ctx.tensor(0, tuple(range(x.rank)))
+
+
+@lowers("Gemm")
+def gemm(ctx):
+    alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
+    trans_a, trans_b = ctx.attr("transA", 0), ctx.attr("transB", 0)
+    c = ctx.input(2).const if ctx.has_input(2) else np.zeros((), np.float32)
+    per_column = c is not None and (c.ndim < 2 or c.shape[0] == 1)
+    if ctx.input(1).const is None or trans_a or not per_column:  # the general, run-time form
+        keys = [ctx.tensor(i, None) for i in range(3) if ctx.has_input(i)]
+
+        def run(a, b, c=None):
+            y = alpha * tf.matmul(a, b, transpose_a=bool(trans_a), transpose_b=bool(trans_b))
+            return y if c is None else y + beta * c
+
+        ctx.emit(run, keys)
+        return
+    weight = ctx.const(1, "weight")
+    weight = (alpha * (weight.T if trans_b else weight)).astype(np.float32)
+    rows, key = _weight_rows(ctx, weight)
+    kernel = ctx.variable("kernel", rows)
+    bias = ctx.variable("bias", np.broadcast_to(beta * c, (1, weight.shape[1]))[0].astype(np.float32))
+    ctx.emit(lambda x: tf.matmul(x, kernel) + bias, [key],
+             params={"kernel": kernel, "bias": bias, "channels": weight.shape[1]})
+
+
+@lowers("MatMul")
+def matmul(ctx):
+    a, b = ctx.input(0), ctx.input(1)
+    if b.const is not None and b.rank == 2 and a.rank >= 2:
+        rows, key = _weight_rows(ctx, b.const)
+        kernel = ctx.variable("kernel", rows)
+        ctx.emit(lambda x: tf.matmul(x, kernel), [key], params={"kernel": kernel, "channels": b.shape[1]})
+        return
+
+    shape = np.matmul(np.zeros(a.shape, np.float32), np.zeros(b.shape, np.float32)).shape
+
+    def run(x, y):  # numpy semantics: 1-D operands become a row/column and are dropped after
+        out = tf.matmul(x[None] if a.rank == 1 else x, y[:, None] if b.rank == 1 else y)
+        return tf.reshape(out, shape)
+
+    ctx.emit(run, [ctx.tensor(0, tuple(range(a.rank))), ctx.tensor(1, tuple(range(b.rank)))])

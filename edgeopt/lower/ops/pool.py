@@ -1,0 +1,94 @@
+"""MaxPool, AveragePool and the global pools on NHWC tensors.
+
+Pads TF cannot express ("SAME"/"VALID") become an explicit PAD; an average whose window
+count differs from TF's (count_include_pad, ceil_mode) is rescaled by a constant map of
+window counts computed at lowering time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from edgeopt.lower._layout import NHWC
+from edgeopt.lower._table import lowers
+from edgeopt.lower.ops._spatial import pad_nhwc, require_2d, window
+
+
+def _ceil_extra(ctx, sizes, kernel, strides, pads) -> list[int]:
+    """End padding that turns ceil_mode output sizes into floor ones (a window must start
+    inside the input or its begin padding, as ONNX and PyTorch require)."""
+    if not ctx.attr("ceil_mode", 0):
+        return [0, 0]
+    extra = []
+    for n, k, s, (b, e) in zip(sizes, kernel, strides, pads):
+        span = n + b + e - k
+        out = math.ceil(span / s) + 1
+        if (out - 1) * s >= n + b:
+            out -= 1
+        extra.append(max((out - 1) * s + k - (n + b + e), 0))
+    return extra
+
+
+def _common(ctx):
+    x = ctx.input(0)
+    require_2d(ctx, x.rank)
+    if ctx.output_used(1):
+        ctx.unsupported("the Indices output of MaxPool has no TFLite equivalent")
+    kernel = ctx.attr("kernel_shape")
+    strides, dilations, pads, padding = window(ctx, x.shape, kernel)
+    if list(dilations) != [1, 1]:
+        ctx.unsupported(f"pooling with dilations {dilations}")
+    extra = _ceil_extra(ctx, x.shape[2:], kernel, strides, pads)
+    if any(extra):
+        padding = None
+    total = [(b, e + x_) for (b, e), x_ in zip(pads, extra)]
+    return x, kernel, strides, pads, padding, total
+
+
+@lowers("MaxPool", layout="nhwc")
+def max_pool(ctx):
+    x, kernel, strides, _, padding, total = _common(ctx)
+    lowest = x.dtype.min
+
+    def run(t):
+        if padding is None:
+            return tf.nn.max_pool2d(pad_nhwc(t, total, lowest), kernel, strides, "VALID")
+        return tf.nn.max_pool2d(t, kernel, strides, padding)
+
+    ctx.emit(run, [ctx.tensor(0, NHWC)], NHWC, outputs=[0])
+
+
+@lowers("AveragePool", layout="nhwc")
+def average_pool(ctx):
+    x, kernel, strides, pads, padding, total = _common(ctx)
+    include_pad = bool(ctx.attr("count_include_pad", 0))
+    if padding == "VALID" or (padding == "SAME" and not include_pad):
+        ctx.emit(lambda t: tf.nn.avg_pool2d(t, kernel, strides, padding), [ctx.tensor(0, NHWC)], NHWC)
+        return
+    # counted positions: the input, plus the explicit pads when count_include_pad
+    mask = np.ones((1, *x.shape[2:], 1), np.float32)
+    mask = np.pad(mask, [(0, 0), *pads, (0, 0)], constant_values=float(include_pad))
+    extra = [(0, t[1] - p[1]) for t, p in zip(total, pads)]
+    mask = np.pad(mask, [(0, 0), *extra, (0, 0)])
+    counted = tf.nn.avg_pool2d(mask, kernel, strides, "VALID").numpy()
+    rescale = ctx.constant((1.0 / np.maximum(counted, 1e-12)).astype(np.float32))
+
+    def run(t, scale):
+        return tf.nn.avg_pool2d(pad_nhwc(t, total), kernel, strides, "VALID") * scale
+
+    ctx.emit(run, [ctx.tensor(0, NHWC), rescale], NHWC)
+
+
+@lowers("GlobalAveragePool", layout="nhwc")
+def global_average_pool(ctx):
+    require_2d(ctx, ctx.input(0).rank)
+    ctx.emit(lambda t: tf.reduce_mean(t, [1, 2], keepdims=True), [ctx.tensor(0, NHWC)], NHWC)
+
+
+@lowers("GlobalMaxPool", layout="nhwc")
+def global_max_pool(ctx):
+    require_2d(ctx, ctx.input(0).rank)
+    ctx.emit(lambda t: tf.reduce_max(t, [1, 2], keepdims=True), [ctx.tensor(0, NHWC)], NHWC)
