@@ -34,6 +34,9 @@ class BuildRequest:
     model: Path
     target: str = "onnx"
     quant: str = "float32"
+    io_dtype: str | None = None
+    calibration_method: str = "minmax"
+    bias_correction: bool = False
     profile: str | None = None
     calib: str | None = None
     eval: str | None = None
@@ -90,13 +93,19 @@ def _datasets(request: BuildRequest, loaded: LoadedModel, preprocess: Preprocess
     return calib, load_data(RANDOM, specs, samples=RANDOM_EVAL_SAMPLES, seed=1)
 
 
+def _device_layout(array: np.ndarray, spec: dict) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(array, spec["perm"])) if spec.get("perm") else array
+
+
 def _golden(artefact: Artefact, data: Dataset, batch: int, samples: int) -> tuple[dict[str, bytes], dict]:
+    """Golden float inputs and expected outputs, in the device's layout (see manifest perm)."""
     count = max(batch, samples - samples % batch)
     inputs = [data.inputs[s["name"]][:count] for s in artefact.inputs]
     feeds = [dict(zip((s["name"] for s in artefact.inputs), (x[i:i + batch] for x in inputs))) for i in range(0, count, batch)]
     outputs = [np.concatenate(parts) for parts in zip(*(artefact.run(f) for f in feeds))]
-    files = {f"golden/input_{i}.npy": _npy(x) for i, x in enumerate(inputs)}
-    files.update({f"golden/output_{i}.npy": _npy(y) for i, y in enumerate(outputs)})
+    files = {f"golden/input_{i}.npy": _npy(_device_layout(x, s)) for i, (x, s) in enumerate(zip(inputs, artefact.inputs))}
+    files.update({f"golden/output_{i}.npy": _npy(_device_layout(y, s))
+                  for i, (y, s) in enumerate(zip(outputs, artefact.outputs))})
     entry = {
         "inputs": [f"golden/input_{i}.npy" for i in range(len(inputs))],
         "outputs": [f"golden/output_{i}.npy" for i in range(len(outputs))],
@@ -118,7 +127,7 @@ def _versions() -> dict:
     import importlib.metadata as metadata
 
     found = {}
-    for package in ("onnx", "onnx-ir", "onnxruntime", "torch", "tensorflow", "tf2onnx", "numpy"):
+    for package in ("onnx", "onnx-ir", "onnxruntime", "torch", "tensorflow", "tf2onnx", "ai-edge-litert", "numpy"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -126,12 +135,29 @@ def _versions() -> dict:
     return found
 
 
+def _compile_options(request: BuildRequest, backend, calib: Dataset | None) -> CompileOptions:
+    """Check the quantization flags against what the target offers, fill in its defaults."""
+    def refuse(flag: str, value, choices) -> None:
+        raise UsageError(f"target {request.target} does not support {flag} {value}",
+                         hint=f"Choose one of: {', '.join(choices)}" if choices else f"Drop {flag} for this target.")
+
+    if request.quant not in backend.quant_modes:
+        refuse("--quant", request.quant, backend.quant_modes)
+    int8 = request.quant == "int8"
+    if request.io_dtype is not None and (not int8 or request.io_dtype not in backend.io_dtypes):
+        refuse("--io-dtype", request.io_dtype, backend.io_dtypes if int8 else ())
+    if request.calibration_method not in backend.calibrations:
+        refuse("--calibration", request.calibration_method, backend.calibrations)
+    if request.bias_correction and not (int8 and backend.bias_correction):
+        refuse("--bias-correction", "", ())
+    return CompileOptions(request.quant, calib, request.io_dtype or backend.default_io_dtype,
+                          request.calibration_method, request.bias_correction)
+
+
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
     progress = progress or Progress()
     backend = get_backend(request.target)
-    if request.quant not in backend.quant_modes:
-        raise UsageError(f"target {request.target} does not support --quant {request.quant}",
-                         hint=f"Choose one of: {', '.join(backend.quant_modes)}")
+    _compile_options(request, backend, None)  # fail on bad flags before any slow work
     profile: Profile | None = load_profile(request.profile) if request.profile else None
     if profile is not None:
         profile.require_target(request.target)
@@ -146,7 +172,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         model, reports = passes.run_passes(loaded.model)
     batch = input_specs(model)[0].shape[0]
     with progress.step(f"Compiling for {request.target} ({request.quant})"):
-        artefact = backend.compile(model, CompileOptions(request.quant, calib))
+        artefact = backend.compile(model, _compile_options(request, backend, calib))
     with progress.step(f"Verifying on {evaluation.size} held-out samples"):
         fidelity = verify.measure(loaded.reference, artefact.run, evaluation, batch)
     verify.gate(fidelity, request.max_drop)
@@ -154,8 +180,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     sizes = None
     if profile is not None:
         measured = artefact_analysis or source_analysis
+        weight_bytes = artefact.weight_bytes if artefact.weight_bytes is not None else measured.weight_bytes
         sizes = size_check(profile, target=request.target, artefact_bytes=artefact.size,
-                           weight_bytes=measured.weight_bytes, arena_bytes=measured.arena.size)
+                           weight_bytes=weight_bytes, arena_bytes=measured.arena.size)
         enforce(sizes)
 
     name = f"{request.name or request.model.stem}-{request.target}-{profile.name if profile else 'any'}"

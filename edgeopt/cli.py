@@ -57,8 +57,15 @@ def cli():
 @cli.command()
 @click.argument("model", required=False, type=click.Path())
 @config_option
-@click.option("--target", "-t", default="onnx", show_default=True, help="Backend: onnx.")
-@click.option("--quant", "-q", default="float32", show_default=True, help="float32 | int8 (needs --calib).")
+@click.option("--target", "-t", default="onnx", show_default=True, help="Backend: onnx | tflite.")
+@click.option("--quant", "-q", default="float32", show_default=True,
+              help="float32 | int8 (needs --calib); tflite also float16 | dynamic (int8 weights, float activations).")
+@click.option("--io-dtype", type=click.Choice(["int8", "uint8", "float32"]),
+              help="int8 builds: the model's input/output type (tflite default int8).")
+@click.option("--calibration", "calibration_method", default="minmax", show_default=True,
+              type=click.Choice(["minmax", "percentile", "mse"]), help="int8 activation ranges (tflite: all three).")
+@click.option("--bias-correction", is_flag=True, help="int8 (tflite): correct conv/FC biases for weight rounding, "
+              "layer by layer on the calibration data.")
 @click.option("--profile", "-p", help="Device profile to size-check against (edgeopt profiles list), or a .toml path.")
 @click.option("--calib", metavar="DATA", help=".npz/.npy arrays, an image folder, or 'random' (unrepresentative).")
 @click.option("--eval", "eval_data", metavar="DATA", help="Held-out data (with labels y for accuracy). Default: a split of --calib.")
@@ -71,8 +78,8 @@ def cli():
 @click.option("--name", help="Bundle name prefix (default: the model file's stem).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @json_option
-def build(model, target, quant, profile, calib, eval_data, max_drop, input_shape, module, trust_pickle, preprocess,
-          out, name, quiet, json_output):
+def build(model, target, quant, io_dtype, calibration_method, bias_correction, profile, calib, eval_data, max_drop,
+          input_shape, module, trust_pickle, preprocess, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
@@ -82,7 +89,8 @@ def build(model, target, quant, profile, calib, eval_data, max_drop, input_shape
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
     preprocess_items = preprocess if isinstance(preprocess, dict) else dict(_key_value(p) for p in preprocess)
     request = BuildRequest(
-        model=Path(model), target=target, quant=quant, profile=profile, calib=calib, eval=eval_data,
+        model=Path(model), target=target, quant=quant, io_dtype=io_dtype, calibration_method=calibration_method,
+        bias_correction=bias_correction, profile=profile, calib=calib, eval=eval_data,
         max_drop=max_drop, input_shapes=parse_input_shapes_cli(input_shape), module=module,
         trust_pickle=trust_pickle, preprocess=preprocess_items, out=Path(out), name=name,
     )

@@ -9,6 +9,7 @@ from edgeopt.errors import UsageError
 
 TARGETS = {
     "onnx": "edgeopt.backends.onnx:OnnxBackend",
+    "tflite": "edgeopt.backends.tflite:TfliteBackend",
 }
 
 

@@ -17,6 +17,9 @@ Executor = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 class CompileOptions:
     quant: str = "float32"
     calibration: Dataset | None = None
+    io_dtype: str | None = None  # int8 builds: the model's input/output type (None: the target's default)
+    calibration_method: str = "minmax"
+    bias_correction: bool = False
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Artefact:
     model: ir.Model | None = None  # the artefact as IR, when it is ONNX (for analysis)
     tolerances: list[dict] = field(default_factory=list)  # per output: atol, rtol for golden checks
     info: dict = field(default_factory=dict)  # target-specific facts for the manifest
+    weight_bytes: int | None = None  # constant data in the artefact, when not analysable as ONNX
 
     @property
     def size(self) -> int:
@@ -42,6 +46,10 @@ class Backend:
     name: ClassVar[str]
     quant_modes: ClassVar[tuple[str, ...]]
     description: ClassVar[str]
+    io_dtypes: ClassVar[tuple[str, ...]] = ("float32",)  # what --io-dtype may be for int8
+    default_io_dtype: ClassVar[str] = "float32"
+    calibrations: ClassVar[tuple[str, ...]] = ("minmax",)
+    bias_correction: ClassVar[bool] = False
 
     def compile(self, model: ir.Model, options: CompileOptions) -> Artefact:
         raise NotImplementedError

@@ -87,13 +87,18 @@ class LoweredModel(tf.Module):
         env = self.run(feeds, ranges)
         return [self.read(env, port.key) for port in self.outputs]
 
-    def function(self, ranges: dict | None = None) -> tf.types.experimental.ConcreteFunction:
-        """A fresh concrete function (a changed `ranges` needs a new trace)."""
+    def function(self, ranges: dict | None = None, taps: list[str] = ()) -> tf.types.experimental.ConcreteFunction:
+        """A fresh concrete function (a changed `ranges` needs a new trace).
+
+        It returns the graph outputs by signature name, plus `tap{i}` for each key in `taps`.
+        """
         signature = [tf.TensorSpec(p.tf_shape, tf.as_dtype(p.dtype), name=p.tf_name) for p in self.inputs]
 
         def forward(*args):
-            outputs = self({p.name: a for p, a in zip(self.inputs, args)}, ranges)
-            return {p.tf_name: tf.identity(t) for p, t in zip(self.outputs, outputs)}
+            env = self.run({p.name: a for p, a in zip(self.inputs, args)}, ranges, keep=bool(taps))
+            results = {p.tf_name: tf.identity(self.read(env, p.key)) for p in self.outputs}
+            results.update({f"tap{i}": env[key] for i, key in enumerate(taps)})
+            return results
 
         return tf.function(forward, input_signature=signature, autograph=False).get_concrete_function()
 

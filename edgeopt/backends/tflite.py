@@ -1,0 +1,128 @@
+"""`tflite` target: LiteRT/TFLite on phones and Linux boards.
+
+IR -> TF (edgeopt.lower, NHWC) -> TFLiteConverter. int8 is full-integer with per-channel
+weights; activation ranges come from the converter's min/max calibration, or from our own
+percentile / MSE choice carried as fake-quant ranges; `--bias-correction` first moves each
+conv/FC bias to cancel the mean error of int8 weight rounding.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from edgeopt.backends.base import Artefact, Backend, CompileOptions
+from edgeopt.errors import DataError
+from edgeopt.resources import data_dir
+from edgeopt.tflite.convert import IO_DTYPES, QUANT_MODES
+from edgeopt.tflite.reader import TfliteModel, read_tflite
+
+MODEL_FILE = "model.tflite"
+BIAS_CORRECTION_SAMPLES = 64
+FLOAT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}
+DYNAMIC_TOLERANCE = {"atol": 1e-2, "rtol": 1e-2}  # activations quantized on the fly: kernels may round apart
+QUANT_STEPS_TOLERANCE = 2  # int8 outputs: other kernels may round differently by a step or two
+
+
+def device_module(target: str, name: str):
+    """A module of the device-side runner (targets/<target>/<name>.py), so the host runs
+    exactly the code that ships in the bundle."""
+    path = data_dir("targets") / target / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"edgeopt_device_{target}_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _io_specs(ports, details) -> list[dict]:
+    specs = []
+    for port in ports:
+        d = details[port.tf_name]
+        q = d["quantization_parameters"]
+        quantized = np.dtype(d["dtype"]).kind in "iu" and len(q["scales"]) == 1 and np.dtype(port.dtype).kind == "f"
+        specs.append({
+            "name": port.name, "device_name": port.tf_name, "dtype": np.dtype(d["dtype"]).name,
+            "shape": [int(s) for s in d["shape"]], "layout": port.layout,
+            "perm": list(port.perm) if list(port.perm) != sorted(port.perm) else None,
+            "quantization": {"scale": float(q["scales"][0]), "zero_point": int(q["zero_points"][0])} if quantized else None,
+        })
+    return specs
+
+
+def _output_step(model: TfliteModel, spec: dict, tensor: int) -> float | None:
+    """The quantization step of an output: its own, or the int8 tensor its DEQUANTIZE reads."""
+    if spec["quantization"]:
+        return spec["quantization"]["scale"]
+    producer = model.producer(tensor)
+    if producer is not None and producer.opcode == "DEQUANTIZE":
+        scale = model.tensor(producer.inputs[0]).scale
+        return max(scale) if scale else None
+    return None
+
+
+def tflite_artefact(data: bytes, lowered, quant: str, target: str, info: dict) -> Artefact:
+    """Artefact of a converted model: I/O specs from the interpreter, and a host executor that
+    takes and returns ONNX-layout float arrays (transposing to and from the TF layout)."""
+    litert = device_module("tflite", "litert_model")
+    interpreter_type, runtime = litert.interpreter_class()
+    runner = interpreter_type(model_content=data).get_signature_runner()
+    output_details = runner.get_output_details()
+    inputs = _io_specs(lowered.inputs, runner.get_input_details())
+    outputs = _io_specs(lowered.outputs, output_details)
+    model = read_tflite(data)
+    run_device = litert.load(data, inputs, outputs, threads=1)
+
+    def run(feeds):
+        device = {s["name"]: np.transpose(feeds[s["name"]], s["perm"]) if s["perm"] else feeds[s["name"]] for s in inputs}
+        return [np.transpose(y, np.argsort(s["perm"])) if s["perm"] else y for y, s in zip(run_device(device), outputs)]
+
+    tolerances = []
+    for spec in outputs:
+        step = _output_step(model, spec, output_details[spec["device_name"]]["index"]) if quant == "int8" else None
+        tolerances.append({"atol": QUANT_STEPS_TOLERANCE * step, "rtol": 0.0} if step
+                          else DYNAMIC_TOLERANCE if quant == "dynamic" else FLOAT_TOLERANCE)
+    info = {"runtime": runtime, "ops": dict(sorted(model.op_counts().items())), **info}
+    return Artefact(files={MODEL_FILE: data}, main=MODEL_FILE, inputs=inputs, outputs=outputs, run=run,
+                    tolerances=tolerances, info=info, weight_bytes=model.constant_bytes)
+
+
+def calibrate_and_convert(model, options: CompileOptions) -> tuple[bytes, object, dict]:
+    """Lower, choose int8 ranges and biases as asked, convert. Shared with the coral target."""
+    from edgeopt.lower import lower
+    from edgeopt.quant.bias_correction import correct_biases
+    from edgeopt.quant.ranges import activation_ranges, range_variables
+    from edgeopt.tflite.convert import convert, representative_data
+
+    lowered = lower(model)
+    info: dict = {"quant": options.quant}
+    if options.quant != "int8":
+        return convert(lowered, options.quant), lowered, info
+    if options.calibration is None:
+        raise DataError("int8 needs calibration data", hint="Pass --calib data.npz (or --calib random, loudly worse).")
+    batch = lowered.inputs[0].shape[0]
+    feeds = list(options.calibration.batches(batch))
+    method = options.calibration_method
+    ranges = activation_ranges(lowered, feeds, method) if method != "minmax" or options.bias_correction else None
+    info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
+    if options.bias_correction:
+        corrections = correct_biases(lowered, feeds[:BIAS_CORRECTION_SAMPLES], ranges if method != "minmax" else None)
+        info["bias_correction"] = {c.node: round(c.max_shift, 6) for c in corrections}
+    fake_quant = range_variables(ranges) if method != "minmax" else None
+    data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype=options.io_dtype,
+                   ranges=fake_quant)
+    return data, lowered, info
+
+
+class TfliteBackend(Backend):
+    name = "tflite"
+    quant_modes = QUANT_MODES
+    io_dtypes = IO_DTYPES
+    default_io_dtype = "int8"
+    calibrations = ("minmax", "percentile", "mse")
+    bias_correction = True
+    description = "LiteRT/TFLite on phones and Linux boards (float32, float16, dynamic-range or full int8)"
+
+    def compile(self, model, options: CompileOptions) -> Artefact:
+        data, lowered, info = calibrate_and_convert(model, options)
+        return tflite_artefact(data, lowered, options.quant, self.name, info)

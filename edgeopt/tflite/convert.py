@@ -1,0 +1,103 @@
+"""LoweredModel -> .tflite with the official TFLiteConverter, and its failures as our errors.
+
+int8 is full-integer: the converter quantizes weights per channel and calibrates
+activations on the representative data; tensors carrying fake-quant ranges (percentile /
+MSE calibration) keep exactly those ranges. Integer I/O unless float I/O is asked for.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterable
+
+import numpy as np
+
+from edgeopt.errors import CompileError, UnsupportedOpError
+from edgeopt.lower import LoweredModel
+from edgeopt.quiet import captured_output
+from edgeopt.tflite.reader import TfliteModel, read_tflite
+
+QUANT_MODES = ("float32", "float16", "dynamic", "int8")
+IO_DTYPES = ("int8", "uint8", "float32")
+EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
+
+
+def node_of(lowered: LoweredModel, text: str) -> str | None:
+    """The ONNX node whose TF name scope appears in `text` (a converter message or tensor name)."""
+    found = [s for s in lowered.steps if re.search(rf"(^|[\"/;\s(]){re.escape(s.name)}/", text)]
+    return max(found, key=lambda s: len(s.name)).node if found else None
+
+
+def _configure(converter, quant: str, representative, io_dtype: str) -> None:
+    import tensorflow as tf
+
+    if quant == "float32":
+        return
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quant == "int8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        io = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_dtype]
+        converter.inference_input_type = io
+        converter.inference_output_type = io
+
+
+def _conversion_error(lowered: LoweredModel, text: str, quant: str) -> Exception:
+    missing = re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
+    node = node_of(lowered, text)
+    where = f" (node {node!r})" if node else ""
+    if missing:
+        return UnsupportedOpError(f"TFLite has no builtin for TF op {missing[0]}{where}",
+                                  hint="Rewrite that op in the source model, or build with --target onnx.")
+    tail = "\n".join(line for line in text.strip().splitlines() if "error" in line.lower())[-600:] or text[-600:]
+    return CompileError(f"the TFLite converter failed ({quant}){where}: {tail}",
+                        hint="Report this with the model attached; meanwhile try another --quant mode or --target onnx.")
+
+
+def float_ops_in_int8(lowered: LoweredModel, model: TfliteModel) -> list[str]:
+    """Ops an int8 model still runs in float (the converter falls back silently), by node."""
+    found = []
+    for op in model.operators:
+        if op.opcode in EDGE_OPS:
+            continue
+        tensors = [model.tensor(i) for i in (*op.inputs, *op.outputs) if i >= 0]
+        if any(t.dtype == "FLOAT32" and not t.constant for t in tensors):
+            names = " ".join(model.tensor(i).name for i in op.outputs)
+            node = node_of(lowered, names)
+            found.append(f"{op.opcode}" + (f" (node {node!r})" if node else ""))
+    return found
+
+
+def convert(lowered: LoweredModel, quant: str, *, representative: Callable[[], Iterable] | None = None,
+            io_dtype: str = "int8", ranges: dict | None = None) -> bytes:
+    import tensorflow as tf
+
+    function = lowered.function(ranges)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], lowered)
+    _configure(converter, quant, representative, io_dtype)
+    try:
+        with captured_output() as log:
+            data = converter.convert()
+    except Exception as exc:
+        raise _conversion_error(lowered, f"{exc}\n{log.tail()}", quant) from None
+    if quant == "int8":
+        floats = float_ops_in_int8(lowered, read_tflite(data))
+        if floats:
+            raise UnsupportedOpError(f"int8: the TFLite converter cannot quantize {len(floats)} op(s): "
+                                     f"{', '.join(floats[:5])}",
+                                     hint="Build with --quant dynamic (int8 weights, float activations) or "
+                                          "--quant float16, or replace the op in the source model.")
+    return data
+
+
+def representative_data(lowered: LoweredModel, feeds: Iterable[dict]) -> Callable[[], Iterable[list[np.ndarray]]]:
+    """The converter's representative_dataset: samples in signature order and TF layout."""
+    feeds = list(feeds)
+
+    def generate():
+        for feed in feeds:
+            yield [np.transpose(feed[p.name], p.perm).astype(p.dtype) for p in lowered.inputs]
+
+    return generate
