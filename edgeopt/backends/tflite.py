@@ -91,7 +91,7 @@ def calibrate_and_convert(model, options: CompileOptions) -> tuple[bytes, object
     """Lower, choose int8 ranges and biases as asked, convert. Shared with the coral target."""
     from edgeopt.lower import lower
     from edgeopt.quant.bias_correction import correct_biases
-    from edgeopt.quant.ranges import activation_ranges, range_variables
+    from edgeopt.quant.ranges import activation_ranges
     from edgeopt.tflite.convert import convert, representative_data
 
     lowered = lower(model)
@@ -108,9 +108,9 @@ def calibrate_and_convert(model, options: CompileOptions) -> tuple[bytes, object
     if options.bias_correction:
         corrections = correct_biases(lowered, feeds[:BIAS_CORRECTION_SAMPLES], ranges if method != "minmax" else None)
         info["bias_correction"] = {c.node: round(c.max_shift, 6) for c in corrections}
-    fake_quant = range_variables(ranges) if method != "minmax" else None
-    data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype=options.io_dtype,
-                   ranges=fake_quant)
+    if method != "minmax":
+        lowered.set_ranges(ranges)
+    data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype=options.io_dtype)
     return data, lowered, info
 
 

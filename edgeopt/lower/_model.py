@@ -57,18 +57,26 @@ class LoweredModel(tf.Module):
         self.steps: list[Step] = steps
         self.constants: dict[str, np.ndarray] = constants
         self.weights: list[tf.Variable] = weights  # tracked by tf.Module
+        self.ranges: dict[str, tuple[tf.Variable, tf.Variable]] = {}  # fake-quant (min, max) per tensor key
+
+    def set_ranges(self, ranges: dict[str, tuple[float, float]]) -> None:
+        """Fake-quantize these tensors from now on; the TFLite converter keeps such ranges exactly.
+
+        The bounds are non-trainable variables owned by the module, so the converter sees them
+        and training can later learn them."""
+        self.ranges = {k: (tf.Variable(lo, trainable=False, dtype=tf.float32, name="range_min"),
+                           tf.Variable(hi, trainable=False, dtype=tf.float32, name="range_max"))
+                       for k, (lo, hi) in ranges.items()}
 
     def read(self, env: dict, key: str):
         return env[key] if key in env else tf.constant(self.constants[key])
 
-    def run(self, feeds: dict, ranges: dict | None = None, keep: bool = False) -> dict:
-        """Run the steps on `feeds` (ONNX input name -> tensor in TF layout).
-
-        `ranges` maps tensor keys to (min, max) variables: those tensors are fake-quantized
-        where they are produced. Returns the environment: every tensor still live (all of
-        them with `keep`), graph outputs included.
+    def run(self, feeds: dict, keep: bool = False) -> dict:
+        """Run the steps on `feeds` (ONNX input name -> tensor in TF layout), fake-quantizing the
+        tensors that have ranges. Returns the environment: every tensor still live (all of them
+        with `keep`), graph outputs included.
         """
-        ranges = ranges or {}
+        ranges = self.ranges
         env = {}
         for port in self.inputs:
             env[port.key] = _fake_quant(tf.convert_to_tensor(feeds[port.name]), ranges.get(port.key))
@@ -83,19 +91,19 @@ class LoweredModel(tf.Module):
                     env.pop(key, None)
         return env
 
-    def __call__(self, feeds: dict, ranges: dict | None = None) -> list:
-        env = self.run(feeds, ranges)
+    def __call__(self, feeds: dict) -> list:
+        env = self.run(feeds)
         return [self.read(env, port.key) for port in self.outputs]
 
-    def function(self, ranges: dict | None = None, taps: list[str] = ()) -> tf.types.experimental.ConcreteFunction:
-        """A fresh concrete function (a changed `ranges` needs a new trace).
+    def function(self, taps: list[str] = ()) -> tf.types.experimental.ConcreteFunction:
+        """A fresh concrete function (changed ranges need a new trace).
 
         It returns the graph outputs by signature name, plus `tap{i}` for each key in `taps`.
         """
         signature = [tf.TensorSpec(p.tf_shape, tf.as_dtype(p.dtype), name=p.tf_name) for p in self.inputs]
 
         def forward(*args):
-            env = self.run({p.name: a for p, a in zip(self.inputs, args)}, ranges, keep=bool(taps))
+            env = self.run({p.name: a for p, a in zip(self.inputs, args)}, keep=bool(taps))
             results = {p.tf_name: tf.identity(self.read(env, p.key)) for p in self.outputs}
             results.update({f"tap{i}": env[key] for i, key in enumerate(taps)})
             return results

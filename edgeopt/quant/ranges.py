@@ -101,9 +101,3 @@ def activation_ranges(lowered: LoweredModel, feeds: list[dict], method: str) -> 
             c += np.histogram(t, BINS, (lo, hi if hi > lo else lo + 1e-6))[0]
     choose = _mse_range if method == "mse" else _percentile_range
     return {k: choose(Histogram(float(lo), float(hi), c)) for k, lo, hi, c in zip(keys, low, high, counts)}
-
-
-def range_variables(ranges: dict[str, tuple[float, float]]) -> dict[str, tuple[tf.Variable, tf.Variable]]:
-    """Non-trainable min/max variables, the form fake_quant_with_min_max_vars takes."""
-    return {k: (tf.Variable(lo, trainable=False, dtype=tf.float32), tf.Variable(hi, trainable=False, dtype=tf.float32))
-            for k, (lo, hi) in ranges.items()}

@@ -71,10 +71,10 @@ def float_ops_in_int8(lowered: LoweredModel, model: TfliteModel) -> list[str]:
 
 
 def convert(lowered: LoweredModel, quant: str, *, representative: Callable[[], Iterable] | None = None,
-            io_dtype: str = "int8", ranges: dict | None = None) -> bytes:
+            io_dtype: str = "int8") -> bytes:
     import tensorflow as tf
 
-    function = lowered.function(ranges)
+    function = lowered.function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function], lowered)
     _configure(converter, quant, representative, io_dtype)
     try:

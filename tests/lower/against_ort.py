@@ -17,16 +17,15 @@ RTOL, ATOL = 1e-4, 1e-5
 
 def make_model(nodes, inputs: dict, outputs: list[str], weights: dict | None = None,
                opset: int = 18) -> onnx.ModelProto:
-    """A checked model; `inputs` maps names to shapes, `weights` names to arrays."""
+    """`inputs` maps names to shapes, `weights` names to arrays; outputs have no shape (onnxruntime
+    infers and checks them)."""
     graph = helper.make_graph(
         nodes, "case",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in inputs.items()],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
         [numpy_helper.from_array(array, name) for name, array in (weights or {}).items()],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    onnx.checker.check_model(model)
-    return model
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def moved(lowered: LoweredModel) -> list[str]:

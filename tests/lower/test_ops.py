@@ -1,0 +1,284 @@
+"""Each lowered op against onnxruntime, on seeded random inputs, in the layout real models
+give it: a 4-D operand comes out of a random 3x3 Conv (so it arrives NHWC) and, where a
+`then_conv` is given, feeds another Conv. Each case also states how many layout steps
+(transposes, size-1 reshapes, Flatten reorders) the lowering may insert: 0 unless the op
+really needs the ONNX order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from onnx import helper, numpy_helper
+
+from lower.against_ort import assert_matches_ort, make_model, moved
+
+
+@dataclass(frozen=True)
+class Act:
+    """A run-time operand. 4-D: a graph input through a random 3x3 Conv with weights in
+    [-scale, scale) ([0, scale) if positive); other ranks or stem=False: the graph input."""
+
+    shape: tuple[int, ...]
+    stem: bool = True
+    positive: bool = False  # for Sqrt and Pow(x, 0.5)
+    scale: float = 1.0  # widen the range, e.g. so that Clip(0, 6) clips at 6
+
+
+@dataclass(frozen=True)
+class Rand:
+    """A random float32 initializer, uniform in [low, high)."""
+
+    shape: tuple[int, ...]
+    low: float = -1.0
+    high: float = 1.0
+
+
+@dataclass(frozen=True)
+class ConstantNode:
+    """A random operand produced by a Constant node instead of an initializer."""
+
+    value: Rand
+
+
+@dataclass
+class Case:
+    op: str
+    inputs: tuple  # Act | Rand | ConstantNode | np.ndarray (a literal initializer) | None (omitted)
+    attrs: dict
+    outputs: int = 1
+    then_conv: int | None = None  # channels of the op's output, fed to a random 3x3 Conv
+    then_gemm: int | None = None  # features of the op's output, fed to a random Gemm
+    opset: int = 18
+    moves: int = 0
+
+
+def case(name, op, *inputs, outputs=1, then_conv=None, then_gemm=None, opset=18, moves=0, **attrs):
+    return pytest.param(Case(op, inputs, attrs, outputs, then_conv, then_gemm, opset, moves), id=name)
+
+
+def ints(*values) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+def floats(*values) -> np.ndarray:
+    return np.array(values, np.float32)
+
+
+class Sketch:
+    """The nodes, graph inputs, initializers and feeds of one case, drawn from one rng."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.nodes, self.inputs, self.weights, self.feeds = [], {}, {}, {}
+
+    def random(self, shape, low=-1.0, high=1.0) -> np.ndarray:
+        return self.rng.uniform(low, high, shape).astype(np.float32)
+
+    def weight(self, name: str, array: np.ndarray) -> str:
+        self.weights[name] = array
+        return name
+
+    def operand(self, name: str, spec) -> str:
+        if spec is None:
+            return ""
+        if isinstance(spec, Act):
+            return self.activation(name, spec)
+        if isinstance(spec, ConstantNode):
+            value = numpy_helper.from_array(self.random(spec.value.shape, spec.value.low, spec.value.high))
+            self.nodes.append(helper.make_node("Constant", [], [name], value=value))
+            return name
+        return self.weight(name, self.random(spec.shape, spec.low, spec.high) if isinstance(spec, Rand) else spec)
+
+    def activation(self, name: str, spec: Act) -> str:
+        low = 0.0 if spec.positive else -spec.scale
+        if len(spec.shape) != 4 or not spec.stem:
+            self.inputs[name] = spec.shape
+            self.feeds[name] = self.random(spec.shape, 0.1 if spec.positive else low, spec.scale)
+            return name
+        n, channels, h, w = spec.shape
+        image = f"{name}_image"
+        self.inputs[image] = (n, 3, h, w)
+        self.feeds[image] = self.random((n, 3, h, w), low, 1.0)
+        stem = [image, self.weight(f"{name}_w", self.random((channels, 3, 3, 3), low, spec.scale)),
+                self.weight(f"{name}_b", self.random(channels, low, spec.scale))]
+        self.nodes.append(helper.make_node("Conv", stem, [name], pads=[1, 1, 1, 1], name=f"{name}_stem"))
+        return name
+
+    def then(self, x: str, op: str, weight_shape: tuple, **attrs) -> str:
+        weights = [self.weight("then_w", self.random(weight_shape)), self.weight("then_b", self.random(5))]
+        self.nodes.append(helper.make_node(op, [x, *weights], ["then"], name="then", **attrs))
+        return "then"
+
+
+def build(case: Case) -> tuple:
+    sketch = Sketch()
+    names = [sketch.operand(f"in{i}", spec) for i, spec in enumerate(case.inputs)]
+    outputs = [f"out{i}" for i in range(case.outputs)]
+    sketch.nodes.append(helper.make_node(case.op, names, outputs, name="op", **case.attrs))
+    if case.then_conv:
+        outputs = [sketch.then(outputs[0], "Conv", (5, case.then_conv, 3, 3), pads=[1, 1, 1, 1])]
+    if case.then_gemm:
+        outputs = [sketch.then(outputs[0], "Gemm", (case.then_gemm, 5))]
+    model = make_model(sketch.nodes, sketch.inputs, outputs, sketch.weights, case.opset)
+    return model, sketch.feeds
+
+
+X = Act((1, 4, 6, 6))  # the common NHWC operand
+X8 = Act((1, 4, 8, 8))
+SAME_PADS = [1, 1, 1, 1]
+
+CONV = [
+    case("Conv-stride2-asymmetric-pads", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), strides=[2, 2],
+         pads=[0, 1, 2, 1], then_conv=6),
+    case("Conv-dilation2", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), dilations=[2, 2], pads=[2, 2, 2, 2]),
+    case("Conv-groups2", "Conv", X8, Rand((6, 2, 3, 3)), Rand((6,)), group=2, pads=SAME_PADS, then_conv=6),
+    case("Conv-depthwise", "Conv", X8, Rand((4, 1, 3, 3)), Rand((4,)), group=4, pads=SAME_PADS, then_conv=4),
+    case("Conv-depthwise-multiplier2-stride2", "Conv", X8, Rand((8, 1, 3, 3)), Rand((8,)), group=4,
+         strides=[2, 2], pads=SAME_PADS),
+    case("Conv-same-upper-stride2", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), auto_pad="SAME_UPPER",
+         strides=[2, 2]),
+    case("Conv-same-lower-stride2", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), auto_pad="SAME_LOWER",
+         strides=[2, 2]),
+    case("Conv-1x1-no-bias", "Conv", X8, Rand((6, 4, 1, 1))),
+    case("Conv-5x3-on-graph-input", "Conv", Act((1, 3, 8, 8), stem=False), Rand((6, 3, 5, 3)), Rand((6,)),
+         pads=[2, 1, 2, 1]),
+    case("ConvTranspose-stride2-pads-output-padding", "ConvTranspose", Act((1, 4, 5, 5)), Rand((4, 3, 3, 3)),
+         Rand((3,)), strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1], then_conv=3),
+    case("ConvTranspose-stride2-kernel2-no-bias", "ConvTranspose", Act((1, 4, 5, 5)), Rand((4, 6, 2, 2)),
+         strides=[2, 2]),
+    case("ConvTranspose-asymmetric-pads-dilation2", "ConvTranspose", Act((1, 4, 5, 5)), Rand((4, 3, 3, 3)),
+         Rand((3,)), strides=[2, 2], pads=[0, 1, 1, 0], dilations=[2, 2]),
+]
+
+LINEAR = [
+    case("Gemm-transB", "Gemm", Act((3, 16)), Rand((8, 16)), Rand((8,)), transB=1),
+    case("Gemm-alpha-beta", "Gemm", Act((3, 16)), Rand((16, 8)), Rand((8,)), alpha=0.5, beta=2.0),
+    case("Gemm-no-C", "Gemm", Act((3, 16)), Rand((16, 8))),
+    case("Gemm-transA-full-C", "Gemm", Act((16, 3)), Rand((16, 8)), Rand((3, 8)), transA=1),
+    case("MatMul-2d-weight", "MatMul", Act((3, 16)), Rand((16, 8))),
+    case("MatMul-3d-activation-2d-weight", "MatMul", Act((2, 5, 16)), Rand((16, 8))),
+    case("MatMul-two-activations", "MatMul", Act((2, 5, 16)), Act((2, 16, 4))),
+    case("MatMul-nhwc-activation-2d-weight", "MatMul", X, Rand((6, 5)), moves=1),
+]
+
+ELEMENTWISE = [
+    case("Add-const-C11", "Add", X, Rand((4, 1, 1)), then_conv=4),
+    case("Add-const-1C11", "Add", X, Rand((1, 4, 1, 1)), then_conv=4),
+    case("Add-two-activations", "Add", X, X, then_conv=4),
+    case("Sub-const-first", "Sub", Rand((4, 1, 1)), X, then_conv=4),
+    case("Sub-const-last-axis", "Sub", X, Rand((6,)), then_conv=4),
+    case("Mul-scalar-const", "Mul", X, floats(2.5).reshape(()), then_conv=4),
+    case("Mul-const-height-axis", "Mul", X, Rand((1, 1, 6, 1)), then_conv=4),
+    case("Mul-lower-rank-activation", "Mul", X, Act((4, 1, 6)), then_conv=4),
+    case("Div-const-C11", "Div", X, Rand((4, 1, 1), 0.5, 2.0), then_conv=4),
+    case("Relu", "Relu", X, then_conv=4),
+    case("Clip-0-6", "Clip", Act((1, 4, 6, 6), scale=3.0), floats(0).reshape(()), floats(6).reshape(()),
+         then_conv=4),
+    case("Clip-minus1-1", "Clip", X, floats(-1).reshape(()), floats(1).reshape(()), then_conv=4),
+    case("LeakyRelu", "LeakyRelu", X, alpha=0.1, then_conv=4),
+    case("PRelu-per-channel", "PRelu", X, Rand((4, 1, 1)), then_conv=4),
+    case("Sigmoid", "Sigmoid", X, then_conv=4),
+    case("HardSigmoid-default", "HardSigmoid", Act((1, 4, 6, 6), scale=2.0), then_conv=4),
+    case("HardSigmoid-alpha-1/6", "HardSigmoid", Act((1, 4, 6, 6), scale=2.0), alpha=1 / 6, then_conv=4),
+    case("HardSwish", "HardSwish", Act((1, 4, 6, 6), scale=2.0), then_conv=4),
+    case("Tanh", "Tanh", X, then_conv=4),
+    case("Gelu-exact", "Gelu", X, opset=20, then_conv=4),
+    case("Gelu-tanh", "Gelu", X, approximate="tanh", opset=20, then_conv=4),
+    case("Erf", "Erf", X, then_conv=4),
+    case("Sqrt", "Sqrt", Act((1, 4, 6, 6), positive=True), then_conv=4),
+    case("Pow-2", "Pow", X, floats(2).reshape(()), then_conv=4),
+    case("Pow-0.5", "Pow", Act((1, 4, 6, 6), positive=True), floats(0.5).reshape(()), then_conv=4),
+    case("Pow-3", "Pow", X, floats(3).reshape(()), then_conv=4),
+    case("Softmax-channel-axis", "Softmax", X, axis=1, then_conv=4),
+    case("Softmax-last-axis", "Softmax", X, axis=-1, then_conv=4),
+    case("BatchNormalization", "BatchNormalization", X, Rand((4,)), Rand((4,)), Rand((4,)), Rand((4,), 0.5, 2.0),
+         epsilon=1e-3, then_conv=4),
+    case("LayerNormalization-3d", "LayerNormalization", Act((2, 5, 8)), Rand((8,)), Rand((8,)), axis=-1),
+    case("LayerNormalization-nhwc-last-axis", "LayerNormalization", X, Rand((6,)), Rand((6,)), axis=-1,
+         then_conv=4),
+    case("Constant-node-operand", "Add", X, ConstantNode(Rand((4, 1, 1))), then_conv=4),
+    case("Identity-between-convs", "Identity", X, then_conv=4),
+    case("Identity-as-output", "Identity", X),
+]
+
+POOL_AND_REDUCE = [
+    case("MaxPool-k3-s2-pads", "MaxPool", X8, kernel_shape=[3, 3], strides=[2, 2], pads=SAME_PADS, then_conv=4),
+    case("MaxPool-k3-s2-ceil", "MaxPool", X8, kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+    case("MaxPool-k3-s2-pads-ceil", "MaxPool", X8, kernel_shape=[3, 3], strides=[2, 2], pads=SAME_PADS, ceil_mode=1),
+    case("MaxPool-k2-asymmetric-pads", "MaxPool", Act((1, 4, 7, 7)), kernel_shape=[2, 2], strides=[2, 2],
+         pads=[0, 0, 1, 1]),
+    case("AveragePool-k2-s2", "AveragePool", X8, kernel_shape=[2, 2], strides=[2, 2], then_conv=4),
+    case("AveragePool-pads-exclude-pad", "AveragePool", X8, kernel_shape=[3, 3], strides=[2, 2], pads=SAME_PADS),
+    case("AveragePool-pads-include-pad", "AveragePool", X8, kernel_shape=[3, 3], strides=[2, 2], pads=SAME_PADS,
+         count_include_pad=1),
+    case("AveragePool-ceil", "AveragePool", X8, kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
+    case("AveragePool-pads-ceil-include-pad", "AveragePool", X8, kernel_shape=[3, 3], strides=[2, 2],
+         pads=SAME_PADS, ceil_mode=1, count_include_pad=1),
+    case("GlobalAveragePool", "GlobalAveragePool", X, then_conv=4),
+    case("ReduceMean-HW-keepdims", "ReduceMean", X, ints(2, 3), keepdims=1, then_conv=4),
+    case("ReduceMean-HW-no-keepdims", "ReduceMean", X, ints(2, 3), keepdims=0, then_gemm=4),
+    case("ReduceMean-channel", "ReduceMean", X, ints(1), keepdims=1, then_conv=1),
+    case("ReduceMean-negative-axis-no-keepdims", "ReduceMean", X, ints(-1), keepdims=0),
+]
+
+SHAPE = [
+    case("Flatten-then-Gemm", "Flatten", X, then_gemm=144),
+    case("Flatten-as-output", "Flatten", X, moves=1),  # the reorder to ONNX order happens at the output
+    case("Flatten-axis2", "Flatten", X, axis=2, moves=1),
+    case("Reshape-to-2d-then-Gemm", "Reshape", X, ints(1, -1), then_gemm=144),
+    case("Reshape-to-3d", "Reshape", X, ints(0, 4, -1), moves=1),
+    case("Reshape-3d-activation", "Reshape", Act((2, 5, 8)), ints(5, 16)),
+    case("Transpose-to-NHWC", "Transpose", X, perm=[0, 2, 3, 1]),
+    case("Transpose-swap-HW-then-conv", "Transpose", X, perm=[0, 1, 3, 2], then_conv=4, moves=1),
+    case("Transpose-3d", "Transpose", Act((2, 5, 8)), perm=[1, 2, 0]),
+    case("Squeeze-width", "Squeeze", Act((1, 4, 6, 1)), ints(3)),
+    case("Squeeze-negative-axis", "Squeeze", Act((1, 4, 6, 1)), ints(-1)),
+    case("Squeeze-channel", "Squeeze", Act((1, 1, 6, 6)), ints(1)),
+    case("Unsqueeze-to-5d", "Unsqueeze", X, ints(4)),
+    case("Unsqueeze-3d-then-conv", "Unsqueeze", Act((1, 4, 6)), ints(3), then_conv=4, moves=1),
+    case("Unsqueeze-batch-then-conv", "Unsqueeze", Act((4, 6, 6)), ints(0), then_conv=4, moves=1),
+]
+
+DATA_MOVEMENT = [
+    case("Concat-channel-two-convs", "Concat", X, X, axis=1, then_conv=8),
+    case("Concat-negative-channel-axis", "Concat", X, X, axis=-3, then_conv=8),
+    case("Concat-channel-with-constant", "Concat", X, Rand((1, 2, 6, 6)), axis=1, then_conv=6),
+    case("Concat-width", "Concat", X, X, axis=3, then_conv=4),
+    case("Split-channel-uneven", "Split", Act((1, 6, 7, 7)), ints(2, 3, 1), axis=1, outputs=3),
+    case("Split-width-num-outputs", "Split", Act((1, 6, 7, 7)), axis=-1, num_outputs=2, outputs=2),
+    case("Slice-channel", "Slice", X, ints(1), ints(3), ints(1), then_conv=2),
+    case("Slice-channel-reversed", "Slice", X, ints(-1), ints(-100), ints(-3), ints(-1), then_conv=4),
+    case("Slice-spatial-negative-steps", "Slice", X, ints(-1, -2), ints(-100, 0), ints(2, 3), ints(-1, -2),
+         then_conv=4),
+    case("Pad-constant-spatial", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), floats(0.5).reshape(()), then_conv=4),
+    case("Pad-reflect", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), mode="reflect", then_conv=4),
+    case("Pad-edge", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), mode="edge", then_conv=4),
+    case("Pad-channel-axes-input", "Pad", X, ints(1, 2), None, ints(1), then_conv=7),
+    case("Gather-channel", "Gather", Act((1, 6, 5, 5)), ints(4, 0, 2), axis=1, then_conv=3),
+    case("Gather-channel-scalar-negative-index", "Gather", Act((1, 6, 5, 5)), np.array(-2, np.int64), axis=1),
+    case("Gather-width-negative-axis", "Gather", Act((1, 6, 5, 5)), ints(0, 4), axis=-1, then_conv=6),
+]
+
+RESIZE = [
+    case("Resize-nearest-x2-asymmetric-floor", "Resize", Act((1, 4, 5, 5)), None, floats(1, 1, 2, 2),
+         mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor", then_conv=4),
+    case("Resize-linear-x2-half-pixel", "Resize", Act((1, 4, 5, 5)), None, floats(1, 1, 2, 2), mode="linear",
+         coordinate_transformation_mode="half_pixel", then_conv=4),
+    case("Resize-linear-x2-pytorch-half-pixel", "Resize", Act((1, 4, 5, 5)), None, floats(1, 1, 2, 2),
+         mode="linear", coordinate_transformation_mode="pytorch_half_pixel"),
+    case("Resize-linear-align-corners-sizes", "Resize", Act((1, 4, 5, 5)), None, None, ints(1, 4, 9, 9),
+         mode="linear", coordinate_transformation_mode="align_corners", then_conv=4),
+    case("Resize-linear-downsample", "Resize", X, None, floats(1, 1, 0.5, 0.5), mode="linear",
+         coordinate_transformation_mode="half_pixel"),
+    case("Resize-nearest-downsample-sizes", "Resize", X, None, None, ints(1, 4, 4, 4), mode="nearest"),
+]
+
+
+@pytest.mark.parametrize("case", [*CONV, *LINEAR, *ELEMENTWISE, *POOL_AND_REDUCE, *SHAPE, *DATA_MOVEMENT, *RESIZE])
+def test_op_matches_onnxruntime(case):
+    model, feeds = build(case)
+    lowered = assert_matches_ort(model, feeds)
+    assert len(moved(lowered)) == case.moves, moved(lowered)
