@@ -115,7 +115,8 @@ class NodeLowering:
         return tf.as_dtype(dtype)
 
     def describe(self) -> str:
-        return f"node {self.name!r} ({self.node.op_type}, #{self.index + 1} of {self.builder.node_count})"
+        domain = "" if self.node.domain in ONNX_DOMAINS else f"{self.node.domain}::"
+        return f"node {self.name!r} ({domain}{self.node.op_type}, #{self.index + 1} of {self.builder.node_count})"
 
     def unsupported(self, why: str, hint: str | None = None):
         raise UnsupportedOpError(f"{self.describe()}: {why}", hint=hint or "Rewrite this node in the source model, "
@@ -302,9 +303,8 @@ class Builder:
         ctx = NodeLowering(self, node, index)
         rule = OPS.get(node.op_type) if node.domain in ONNX_DOMAINS else None
         if rule is None:
-            domain = f"{node.domain}::" if node.domain not in ONNX_DOMAINS else ""
             raise UnsupportedOpError(
-                f"{ctx.describe().replace(node.op_type, domain + node.op_type, 1)}: no TFLite lowering for this op",
+                f"{ctx.describe()}: no TFLite lowering for this op",
                 hint=f"Supported ops: {', '.join(sorted(OPS))}. Rewrite the node in the source model, or build "
                      "with --target onnx, which runs every ONNX op.")
         try:

@@ -49,7 +49,9 @@ def _conversion_error(lowered: LoweredModel, text: str, quant: str) -> Exception
     node = node_of(lowered, text)
     where = f" (node {node!r})" if node else ""
     if missing:
-        return UnsupportedOpError(f"TFLite has no builtin for TF op {missing[0]}{where}",
+        signature = re.search(rf"tf\.{missing[0]}(\(.*?\) -> \(?tensor<[^>]*>)", text)
+        types = f" {signature.group(1)}" if signature else ""
+        return UnsupportedOpError(f"TFLite has no builtin for TF op {missing[0]}{types}{where}",
                                   hint="Rewrite that op in the source model, or build with --target onnx.")
     tail = "\n".join(line for line in text.strip().splitlines() if "error" in line.lower())[-600:] or text[-600:]
     return CompileError(f"the TFLite converter failed ({quant}){where}: {tail}",
@@ -81,7 +83,7 @@ def convert(lowered: LoweredModel, quant: str, *, representative: Callable[[], I
         with captured_output() as log:
             data = converter.convert()
     except Exception as exc:
-        raise _conversion_error(lowered, f"{exc}\n{log.tail()}", quant) from None
+        raise _conversion_error(lowered, f"{exc}\n{log.text}", quant) from None
     if quant == "int8":
         floats = float_ops_in_int8(lowered, read_tflite(data))
         if floats:

@@ -1,5 +1,6 @@
-"""Shared by test_ops.py and test_layout.py: build a small float32 ONNX model, run it in
-onnxruntime and through our lowering on the same inputs, and compare in ONNX layout."""
+"""Shared by test_ops.py and test_layout.py: build a small float32 ONNX model with seeded
+random weights and inputs, run it in onnxruntime and through our lowering, and compare the
+outputs in ONNX layout."""
 
 from __future__ import annotations
 
@@ -11,21 +12,64 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeopt.ir import ort_session
 from edgeopt.lower import LoweredModel, lower
 
-# float32 kernels sum in a different order than onnxruntime's; activations here are O(1-10)
+# float32 kernels sum in another order than onnxruntime's; activations here are O(1-10)
 RTOL, ATOL = 1e-4, 1e-5
+SAME_PADS = [1, 1, 1, 1]  # a 3x3 window keeps the size
 
 
-def make_model(nodes, inputs: dict, outputs: list[str], weights: dict | None = None,
-               opset: int = 18) -> onnx.ModelProto:
-    """`inputs` maps names to shapes, `weights` names to arrays; outputs have no shape (onnxruntime
-    infers and checks them)."""
-    graph = helper.make_graph(
-        nodes, "case",
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in inputs.items()],
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
-        [numpy_helper.from_array(array, name) for name, array in (weights or {}).items()],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+class GraphBuilder:
+    """The nodes, graph inputs, initializers and feeds of one test model, from one rng."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.inputs: dict[str, tuple] = {}
+        self.weights: dict[str, np.ndarray] = {}
+        self.feeds: dict[str, np.ndarray] = {}
+
+    def random(self, shape, low: float = -1.0, high: float = 1.0) -> np.ndarray:
+        return self.rng.uniform(low, high, shape).astype(np.float32)
+
+    def input(self, name: str, shape, low: float = -1.0, high: float = 1.0) -> str:
+        self.inputs[name] = tuple(shape)
+        self.feeds[name] = self.random(shape, low, high)
+        return name
+
+    def weight(self, name: str, array: np.ndarray) -> str:
+        self.weights[name] = np.asarray(array)
+        return name
+
+    def node(self, op: str, *inputs: str, name: str | None = None, outputs: int = 1, **attrs):
+        """Add a node; returns its output name (a list when it has several)."""
+        name = name or f"{op.lower()}{len(self.nodes)}"
+        names = [name] if outputs == 1 else [f"{name}_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op, list(inputs), names, name=name, **attrs))
+        return names[0] if outputs == 1 else names
+
+    def conv(self, x: str, in_channels: int, out_channels: int, kernel: int = 3, group: int = 1,
+             low: float = -1.0, high: float = 1.0, name: str | None = None, **attrs) -> str:
+        """A Conv with random weight and bias in [low, high)."""
+        name = name or f"conv{len(self.nodes)}"
+        weight = self.weight(f"{name}_w", self.random((out_channels, in_channels // group, kernel, kernel), low, high))
+        bias = self.weight(f"{name}_b", self.random(out_channels, low, high))
+        return self.node("Conv", x, weight, bias, name=name, group=group, **attrs)
+
+    def gemm(self, x: str, in_features: int, out_features: int, name: str | None = None) -> str:
+        """A Gemm with a random [out, in] weight (transB, as PyTorch's Linear exports) and bias."""
+        name = name or f"gemm{len(self.nodes)}"
+        weight = self.weight(f"{name}_w", self.random((out_features, in_features)))
+        bias = self.weight(f"{name}_b", self.random(out_features))
+        return self.node("Gemm", x, weight, bias, name=name, transB=1)
+
+    def model(self, outputs: list[str], opset: int = 18) -> onnx.ModelProto:
+        """Outputs are declared without a shape: onnxruntime infers and checks them."""
+        graph = helper.make_graph(
+            self.nodes, "case",
+            [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in self.inputs.items()],
+            [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+            [numpy_helper.from_array(array, name) for name, array in self.weights.items()],
+        )
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def moved(lowered: LoweredModel) -> list[str]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
 import pytest
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
-from lower.against_ort import assert_matches_ort, make_model, moved
+from lower.against_ort import SAME_PADS, GraphBuilder, assert_matches_ort, moved
 
 
 @dataclass(frozen=True)
@@ -67,68 +68,40 @@ def floats(*values) -> np.ndarray:
     return np.array(values, np.float32)
 
 
-class Sketch:
-    """The nodes, graph inputs, initializers and feeds of one case, drawn from one rng."""
-
-    def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
-        self.nodes, self.inputs, self.weights, self.feeds = [], {}, {}, {}
-
-    def random(self, shape, low=-1.0, high=1.0) -> np.ndarray:
-        return self.rng.uniform(low, high, shape).astype(np.float32)
-
-    def weight(self, name: str, array: np.ndarray) -> str:
-        self.weights[name] = array
-        return name
-
-    def operand(self, name: str, spec) -> str:
-        if spec is None:
-            return ""
-        if isinstance(spec, Act):
-            return self.activation(name, spec)
-        if isinstance(spec, ConstantNode):
-            value = numpy_helper.from_array(self.random(spec.value.shape, spec.value.low, spec.value.high))
-            self.nodes.append(helper.make_node("Constant", [], [name], value=value))
-            return name
-        return self.weight(name, self.random(spec.shape, spec.low, spec.high) if isinstance(spec, Rand) else spec)
-
-    def activation(self, name: str, spec: Act) -> str:
-        low = 0.0 if spec.positive else -spec.scale
-        if len(spec.shape) != 4 or not spec.stem:
-            self.inputs[name] = spec.shape
-            self.feeds[name] = self.random(spec.shape, 0.1 if spec.positive else low, spec.scale)
-            return name
-        n, channels, h, w = spec.shape
-        image = f"{name}_image"
-        self.inputs[image] = (n, 3, h, w)
-        self.feeds[image] = self.random((n, 3, h, w), low, 1.0)
-        stem = [image, self.weight(f"{name}_w", self.random((channels, 3, 3, 3), low, spec.scale)),
-                self.weight(f"{name}_b", self.random(channels, low, spec.scale))]
-        self.nodes.append(helper.make_node("Conv", stem, [name], pads=[1, 1, 1, 1], name=f"{name}_stem"))
-        return name
-
-    def then(self, x: str, op: str, weight_shape: tuple, **attrs) -> str:
-        weights = [self.weight("then_w", self.random(weight_shape)), self.weight("then_b", self.random(5))]
-        self.nodes.append(helper.make_node(op, [x, *weights], ["then"], name="then", **attrs))
-        return "then"
+def operand(graph: GraphBuilder, name: str, spec) -> str:
+    if spec is None:
+        return ""
+    if isinstance(spec, Act):
+        return activation(graph, name, spec)
+    if isinstance(spec, ConstantNode):
+        value = numpy_helper.from_array(graph.random(spec.value.shape, spec.value.low, spec.value.high))
+        return graph.node("Constant", name=name, value=value)
+    return graph.weight(name, graph.random(spec.shape, spec.low, spec.high) if isinstance(spec, Rand) else spec)
 
 
-def build(case: Case) -> tuple:
-    sketch = Sketch()
-    names = [sketch.operand(f"in{i}", spec) for i, spec in enumerate(case.inputs)]
-    outputs = [f"out{i}" for i in range(case.outputs)]
-    sketch.nodes.append(helper.make_node(case.op, names, outputs, name="op", **case.attrs))
+def activation(graph: GraphBuilder, name: str, spec: Act) -> str:
+    low = 0.0 if spec.positive else -spec.scale
+    if len(spec.shape) != 4 or not spec.stem:
+        return graph.input(name, spec.shape, 0.1 if spec.positive else low, spec.scale)
+    n, channels, h, w = spec.shape
+    image = graph.input(f"{name}_image", (n, 3, h, w), 0.0 if spec.positive else -1.0, 1.0)
+    return graph.conv(image, 3, channels, low=low, high=spec.scale, name=name, pads=SAME_PADS)
+
+
+def build(case: Case) -> tuple[onnx.ModelProto, dict]:
+    graph = GraphBuilder()
+    names = [operand(graph, f"in{i}", spec) for i, spec in enumerate(case.inputs)]
+    outputs = graph.node(case.op, *names, name="op", outputs=case.outputs, **case.attrs)
+    outputs = outputs if case.outputs > 1 else [outputs]
     if case.then_conv:
-        outputs = [sketch.then(outputs[0], "Conv", (5, case.then_conv, 3, 3), pads=[1, 1, 1, 1])]
+        outputs = [graph.conv(outputs[0], case.then_conv, 5, pads=SAME_PADS)]
     if case.then_gemm:
-        outputs = [sketch.then(outputs[0], "Gemm", (case.then_gemm, 5))]
-    model = make_model(sketch.nodes, sketch.inputs, outputs, sketch.weights, case.opset)
-    return model, sketch.feeds
+        outputs = [graph.gemm(outputs[0], case.then_gemm, 5)]
+    return graph.model(outputs, case.opset), graph.feeds
 
 
 X = Act((1, 4, 6, 6))  # the common NHWC operand
 X8 = Act((1, 4, 8, 8))
-SAME_PADS = [1, 1, 1, 1]
 
 CONV = [
     case("Conv-stride2-asymmetric-pads", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), strides=[2, 2],
@@ -138,6 +111,8 @@ CONV = [
     case("Conv-depthwise", "Conv", X8, Rand((4, 1, 3, 3)), Rand((4,)), group=4, pads=SAME_PADS, then_conv=4),
     case("Conv-depthwise-multiplier2-stride2", "Conv", X8, Rand((8, 1, 3, 3)), Rand((8,)), group=4,
          strides=[2, 2], pads=SAME_PADS),
+    case("Conv-depthwise-dilation2-stride2", "Conv", Act((1, 4, 9, 9)), Rand((4, 1, 3, 3)), Rand((4,)), group=4,
+         dilations=[2, 2], strides=[2, 2], pads=[2, 2, 2, 2]),
     case("Conv-same-upper-stride2", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), auto_pad="SAME_UPPER",
          strides=[2, 2]),
     case("Conv-same-lower-stride2", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), auto_pad="SAME_LOWER",
@@ -237,7 +212,9 @@ SHAPE = [
     case("Squeeze-width", "Squeeze", Act((1, 4, 6, 1)), ints(3)),
     case("Squeeze-negative-axis", "Squeeze", Act((1, 4, 6, 1)), ints(-1)),
     case("Squeeze-channel", "Squeeze", Act((1, 1, 6, 6)), ints(1)),
+    case("Squeeze-HW-then-Gemm", "Squeeze", Act((1, 4, 1, 1)), ints(2, 3), then_gemm=4),
     case("Unsqueeze-to-5d", "Unsqueeze", X, ints(4)),
+    case("Unsqueeze-channel-negative-axes", "Unsqueeze", X, ints(-4, 0)),
     case("Unsqueeze-3d-then-conv", "Unsqueeze", Act((1, 4, 6)), ints(3), then_conv=4, moves=1),
     case("Unsqueeze-batch-then-conv", "Unsqueeze", Act((4, 6, 6)), ints(0), then_conv=4, moves=1),
 ]
@@ -257,6 +234,8 @@ DATA_MOVEMENT = [
     case("Pad-reflect", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), mode="reflect", then_conv=4),
     case("Pad-edge", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), mode="edge", then_conv=4),
     case("Pad-channel-axes-input", "Pad", X, ints(1, 2), None, ints(1), then_conv=7),
+    case("Pad-edge-one-sided-negative-axes", "Pad", X, ints(0, 2, 3, 0), None, ints(-1, -2), mode="edge",
+         then_conv=4),
     case("Gather-channel", "Gather", Act((1, 6, 5, 5)), ints(4, 0, 2), axis=1, then_conv=3),
     case("Gather-channel-scalar-negative-index", "Gather", Act((1, 6, 5, 5)), np.array(-2, np.int64), axis=1),
     case("Gather-width-negative-axis", "Gather", Act((1, 6, 5, 5)), ints(0, 4), axis=-1, then_conv=6),

@@ -29,12 +29,19 @@ def conv(ctx):
     else:  # OIHW -> HWIO; with groups, TF infers them from the kernel's input depth
         kernel = ctx.variable("kernel", weight.transpose(2, 3, 1, 0))
     bias = _bias(ctx, 2, out_channels)
+    # tf.nn.depthwise_conv2d silently miscomputes when strides and dilations are both > 1 (its
+    # docs forbid the mix): run it at stride 1 on explicitly padded input, then subsample
+    subsample = depthwise and max(strides) > 1 and max(dilations) > 1
+    if subsample:
+        padding = None
 
     def run(x):
         if padding is None:
             x = pad_nhwc(x, pads)
         mode = padding or "VALID"
-        if depthwise:
+        if subsample:
+            y = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], mode, dilations=dilations)[:, ::strides[0], ::strides[1]]
+        elif depthwise:
             y = tf.nn.depthwise_conv2d(x, kernel, [1, *strides, 1], mode, dilations=dilations)
         else:
             y = tf.nn.conv2d(x, kernel, [1, *strides, 1], mode, dilations=[1, *dilations, 1])

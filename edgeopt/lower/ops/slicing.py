@@ -70,11 +70,11 @@ def slice_(ctx):
 
 
 def _edge_pad(t, paddings):
+    """One gather per padded axis, of the indices clamped to the edge."""
     for axis, (begin, end) in enumerate(paddings):
         if begin or end:
-            first = tf.gather(t, [0] * begin, axis=axis)
-            last = tf.gather(t, [t.shape[axis] - 1] * end, axis=axis)
-            t = tf.concat([first, t, last], axis)
+            size = t.shape[axis]
+            t = tf.gather(t, np.clip(np.arange(-begin, size + end), 0, size - 1).astype(np.int32), axis=axis)
     return t
 
 

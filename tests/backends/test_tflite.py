@@ -1,0 +1,126 @@
+"""The tflite target end to end on the example digits CNN (trained on real data):
+int8 fidelity and structure, every --quant mode, I/O types, our calibration ranges kept by
+the converter, bundle + LiteRT runner smoke test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeopt.backends import CompileOptions
+from edgeopt.backends.tflite import calibrate_and_convert
+from edgeopt.build import BuildRequest, build
+from edgeopt.data import load_data
+from edgeopt.frontends import FrontendOptions, load_model
+from edgeopt.ir import input_specs
+from edgeopt.passes import run_passes
+from edgeopt.progress import Progress
+from edgeopt.smoke import smoke
+from edgeopt.tflite.reader import read_tflite
+
+QUIET = Progress(quiet=True)
+INT8_OPS = {"CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED"}
+
+
+def tflite_build(digits, out: Path, **overrides):
+    fields = dict(model=digits["model"], target="tflite", quant="int8", profile="rpi4", calib=str(digits["calib"]),
+                  eval=str(digits["eval"]), out=out)
+    return build(BuildRequest(**{**fields, **overrides}), QUIET)
+
+
+@pytest.fixture(scope="module")
+def int8(digits, tmp_path_factory):
+    return tflite_build(digits, tmp_path_factory.mktemp("dist"))
+
+
+def test_int8_accuracy_within_one_point_of_float(int8):
+    f = int8.fidelity
+    assert f.samples == 300 and f.reference_accuracy >= 0.95
+    assert f.reference_accuracy - f.artefact_accuracy <= 0.01
+    assert f.top1_agreement >= 0.99 and f.sqnr_db > 30
+
+
+def test_int8_model_is_integer_throughout_with_no_layout_ops(int8):
+    model = read_tflite(int8.artefact.files["model.tflite"])
+    assert set(model.op_counts()) <= INT8_OPS  # no TRANSPOSE, QUANTIZE or DEQUANTIZE anywhere
+    activations = [t for t in model.tensors if not t.constant]
+    assert {t.dtype for t in activations} == {"INT8"} or {t.dtype for t in activations} <= {"INT8", "INT32"}
+    weights = [model.tensor(op.inputs[1]) for op in model.operators if op.opcode in ("CONV_2D", "FULLY_CONNECTED")]
+    assert all(w.dtype == "INT8" for w in weights)
+    conv_weights = [w for w, op in zip(weights, model.operators) if op.opcode == "CONV_2D"]
+    assert all(len(w.scale) == w.shape[0] > 1 for w in conv_weights)  # per output channel
+
+
+def test_int8_size_is_weights_plus_small_overhead(int8):
+    """Target: file <= 1.05 x (int8 weights + int32 biases) + 32 KiB."""
+    source = int8.source_analysis
+    weights = sum(n for dtype, n in source.param_bytes.items() if dtype == "float32") // 4  # one byte each
+    biases = 4 * (16 + 32 + 32 + 10)  # int32 per output channel of the 3 convs and the linear layer
+    assert int8.manifest["artefact"]["bytes"] <= 1.05 * (weights + biases) + 32 * 1024
+
+
+def test_manifest_records_device_layout_and_quantization(int8):
+    manifest = int8.manifest
+    (image,), (logits,) = manifest["inputs"], manifest["outputs"]
+    assert image["layout"] == "NHWC" and image["perm"] == [0, 2, 3, 1] and image["shape"] == [1, 16, 16, 1]
+    assert image["dtype"] == "int8" and image["quantization"]["zero_point"] == -128
+    assert image["quantization"]["scale"] == pytest.approx(1 / 255, rel=1e-3)  # inputs span [0, 1]
+    assert logits["dtype"] == "int8" and logits["perm"] is None
+    assert manifest["golden"]["tolerances"][0]["atol"] == pytest.approx(2 * logits["quantization"]["scale"])
+    golden = np.load(int8.bundle.directory / "golden" / "input_0.npy")
+    assert golden.shape == (8, 16, 16, 1) and golden.dtype == np.float32
+
+
+def test_bundle_runs_on_the_device_runner(int8):
+    report = smoke(int8.bundle.tarball, board="local", runs=5)
+    assert report["ok"] and report["runtime"] == "ai-edge-litert"
+    assert report["golden_samples"] == 8 and report["outputs"][0]["max_abs_error"] <= report["outputs"][0]["atol"]
+
+
+@pytest.mark.parametrize("io_dtype, first, last", [("uint8", "QUANTIZE", "QUANTIZE"), ("float32", "QUANTIZE", "DEQUANTIZE")])
+def test_io_dtype_puts_conversions_only_at_the_edges(digits, tmp_path, io_dtype, first, last):
+    result = tflite_build(digits, tmp_path, io_dtype=io_dtype)
+    ops = [op.opcode for op in read_tflite(result.artefact.files["model.tflite"]).operators]
+    assert ops[0] == first and ops[-1] == last and set(ops[1:-1]) <= INT8_OPS
+    assert result.manifest["inputs"][0]["dtype"] == io_dtype
+    if io_dtype == "uint8":
+        assert result.manifest["inputs"][0]["quantization"]["zero_point"] == 0
+    assert result.fidelity.top1_agreement >= 0.99
+
+
+@pytest.mark.parametrize("quant, min_sqnr, weight_dtype", [("float32", 100, "FLOAT32"), ("float16", 55, "FLOAT16"),
+                                                          ("dynamic", 35, "INT8")])
+def test_float_and_dynamic_modes(digits, tmp_path, quant, min_sqnr, weight_dtype):
+    result = tflite_build(digits, tmp_path, quant=quant)
+    model = read_tflite(result.artefact.files["model.tflite"])
+    # the largest conv weight (dynamic mode leaves tensors under 1,024 elements in float)
+    weight = max((model.tensor(op.inputs[1]) for op in model.operators if op.opcode == "CONV_2D"),
+                 key=lambda t: np.prod(t.shape))
+    source = model.producer(weight.index)  # float16 weights reach the conv through a DEQUANTIZE
+    assert (model.tensor(source.inputs[0]) if source else weight).dtype == weight_dtype
+    assert result.fidelity.sqnr_db > min_sqnr and result.fidelity.top1_agreement == 1.0
+
+
+@pytest.mark.parametrize("method", ["percentile", "mse"])
+def test_our_ranges_are_kept_exactly_by_the_converter(digits, method):
+    """Every fake-quant range shows up as an activation scale (max-min)/255 in the flatbuffer."""
+    loaded = load_model(digits["model"], FrontendOptions({}, False, None))
+    model, _ = run_passes(loaded.model)
+    calib = load_data(str(digits["calib"]), input_specs(model))
+    data, lowered, info = calibrate_and_convert(model, CompileOptions("int8", calib, "int8", method))
+    assert info["calibration"] == method and len(lowered.ranges) >= 5
+    scales = np.array([s for t in read_tflite(data).tensors if not t.constant for s in t.scale])
+    for low, high in lowered.ranges.values():
+        expected = (float(high.numpy()) - float(low.numpy())) / 255
+        assert np.min(np.abs(scales - expected) / expected) < 1e-5
+
+
+def test_bias_correction_is_recorded_per_layer(digits, tmp_path):
+    result = tflite_build(digits, tmp_path, bias_correction=True)
+    shifts = result.manifest["artefact"]["bias_correction"]
+    assert len(shifts) == 4 and all(v >= 0 for v in shifts.values())  # 3 convs and the linear layer
+    assert result.fidelity.top1_agreement >= 0.99
+    assert json.loads((result.bundle.directory / "manifest.json").read_text())["artefact"]["bias_correction"] == shifts
