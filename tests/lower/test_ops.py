@@ -157,7 +157,7 @@ ELEMENTWISE = [
     case("PRelu-per-channel", "PRelu", X, Rand((4, 1, 1)), then_conv=4),
     case("Sigmoid", "Sigmoid", X, then_conv=4),
     case("HardSigmoid-default", "HardSigmoid", Act((1, 4, 6, 6), scale=2.0), then_conv=4),
-    case("HardSigmoid-alpha-1/6", "HardSigmoid", Act((1, 4, 6, 6), scale=2.0), alpha=1 / 6, then_conv=4),
+    case("HardSigmoid-alpha-one-sixth", "HardSigmoid", Act((1, 4, 6, 6), scale=2.0), alpha=1 / 6, then_conv=4),
     case("HardSwish", "HardSwish", Act((1, 4, 6, 6), scale=2.0), then_conv=4),
     case("Tanh", "Tanh", X, then_conv=4),
     case("Gelu-exact", "Gelu", X, opset=20, then_conv=4),
