@@ -66,8 +66,9 @@ def float_ops_in_int8(lowered: LoweredModel, model: TfliteModel) -> list[str]:
             continue
         tensors = [model.tensor(i) for i in (*op.inputs, *op.outputs) if i >= 0]
         if any(t.dtype == "FLOAT32" and not t.constant for t in tensors):
-            names = " ".join(model.tensor(i).name for i in op.outputs)
-            node = node_of(lowered, names)
+            # an op's outputs carry its node's scope, unless they are graph outputs; then its constants do
+            node = (node_of(lowered, " ".join(model.tensor(i).name for i in op.outputs))
+                    or node_of(lowered, " ".join(t.name for t in tensors if t.constant)))
             found.append(f"{op.opcode}" + (f" (node {node!r})" if node else ""))
     return found
 

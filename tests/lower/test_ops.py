@@ -46,6 +46,8 @@ class ConstantNode:
 
 @dataclass
 class Case:
+    """One node under test: its operands and attributes, and what consumes its output."""
+
     op: str
     inputs: tuple  # Act | Rand | ConstantNode | np.ndarray (a literal initializer) | None (omitted)
     attrs: dict
@@ -68,7 +70,12 @@ def floats(*values) -> np.ndarray:
     return np.array(values, np.float32)
 
 
+def scalar(value: float) -> np.ndarray:
+    return np.array(value, np.float32)
+
+
 def operand(graph: GraphBuilder, name: str, spec) -> str:
+    """Add what produces one operand of the node under test; returns its name."""
     if spec is None:
         return ""
     if isinstance(spec, Act):
@@ -145,14 +152,13 @@ ELEMENTWISE = [
     case("Add-two-activations", "Add", X, X, then_conv=4),
     case("Sub-const-first", "Sub", Rand((4, 1, 1)), X, then_conv=4),
     case("Sub-const-last-axis", "Sub", X, Rand((6,)), then_conv=4),
-    case("Mul-scalar-const", "Mul", X, floats(2.5).reshape(()), then_conv=4),
+    case("Mul-scalar-const", "Mul", X, scalar(2.5), then_conv=4),
     case("Mul-const-height-axis", "Mul", X, Rand((1, 1, 6, 1)), then_conv=4),
     case("Mul-lower-rank-activation", "Mul", X, Act((4, 1, 6)), then_conv=4),
     case("Div-const-C11", "Div", X, Rand((4, 1, 1), 0.5, 2.0), then_conv=4),
     case("Relu", "Relu", X, then_conv=4),
-    case("Clip-0-6", "Clip", Act((1, 4, 6, 6), scale=3.0), floats(0).reshape(()), floats(6).reshape(()),
-         then_conv=4),
-    case("Clip-minus1-1", "Clip", X, floats(-1).reshape(()), floats(1).reshape(()), then_conv=4),
+    case("Clip-0-6", "Clip", Act((1, 4, 6, 6), scale=3.0), scalar(0), scalar(6), then_conv=4),
+    case("Clip-minus1-1", "Clip", X, scalar(-1), scalar(1), then_conv=4),
     case("LeakyRelu", "LeakyRelu", X, alpha=0.1, then_conv=4),
     case("PRelu-per-channel", "PRelu", X, Rand((4, 1, 1)), then_conv=4),
     case("Sigmoid", "Sigmoid", X, then_conv=4),
@@ -164,9 +170,9 @@ ELEMENTWISE = [
     case("Gelu-tanh", "Gelu", X, approximate="tanh", opset=20, then_conv=4),
     case("Erf", "Erf", X, then_conv=4),
     case("Sqrt", "Sqrt", Act((1, 4, 6, 6), positive=True), then_conv=4),
-    case("Pow-2", "Pow", X, floats(2).reshape(()), then_conv=4),
-    case("Pow-0.5", "Pow", Act((1, 4, 6, 6), positive=True), floats(0.5).reshape(()), then_conv=4),
-    case("Pow-3", "Pow", X, floats(3).reshape(()), then_conv=4),
+    case("Pow-2", "Pow", X, scalar(2), then_conv=4),
+    case("Pow-0.5", "Pow", Act((1, 4, 6, 6), positive=True), scalar(0.5), then_conv=4),
+    case("Pow-3", "Pow", X, scalar(3), then_conv=4),
     case("Softmax-channel-axis", "Softmax", X, axis=1, then_conv=4),
     case("Softmax-last-axis", "Softmax", X, axis=-1, then_conv=4),
     case("BatchNormalization", "BatchNormalization", X, Rand((4,)), Rand((4,)), Rand((4,)), Rand((4,), 0.5, 2.0),
@@ -230,7 +236,7 @@ DATA_MOVEMENT = [
     case("Slice-channel-reversed", "Slice", X, ints(-1), ints(-100), ints(-3), ints(-1), then_conv=4),
     case("Slice-spatial-negative-steps", "Slice", X, ints(-1, -2), ints(-100, 0), ints(2, 3), ints(-1, -2),
          then_conv=4),
-    case("Pad-constant-spatial", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), floats(0.5).reshape(()), then_conv=4),
+    case("Pad-constant-spatial", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), scalar(0.5), then_conv=4),
     case("Pad-reflect", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), mode="reflect", then_conv=4),
     case("Pad-edge", "Pad", X, ints(0, 0, 1, 2, 0, 0, 2, 1), mode="edge", then_conv=4),
     case("Pad-channel-axes-input", "Pad", X, ints(1, 2), None, ints(1), then_conv=7),
