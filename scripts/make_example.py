@@ -40,9 +40,9 @@ def digits_dataset() -> tuple[np.ndarray, np.ndarray]:
     return x.numpy(), digits.target.astype(np.int64)
 
 
-def train(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0) -> DigitsCNN:
+def train(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0, factory=DigitsCNN) -> nn.Module:
     torch.manual_seed(seed)
-    model = DigitsCNN()
+    model = factory()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
     for epoch in range(epochs):
@@ -57,18 +57,26 @@ def train(x: np.ndarray, y: np.ndarray, epochs: int, seed: int = 0) -> DigitsCNN
     return model.eval()
 
 
+def save_splits(out: Path, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """The fixed split every example model uses: 1,297 train, 200 calibration, 300 eval;
+    writes the calibration and evaluation sets (with labels) and returns the indices."""
+    order = np.random.default_rng(0).permutation(len(x))
+    splits = {"train": order[:1297], "calib": order[1297:1497], "eval": order[1497:]}
+    np.savez(out / "digits_calib.npz", image=x[splits["calib"]], y=y[splits["calib"]])
+    np.savez(out / "digits_eval.npz", image=x[splits["eval"]], y=y[splits["eval"]])
+    return splits
+
+
 def make_example(out: Path, epochs: int = 8) -> dict[str, Path]:
-    """Train and save; returns the paths. Split: 1,297 train, 200 calibration, 300 eval."""
+    """Train and save; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     x, y = digits_dataset()
-    order = np.random.default_rng(0).permutation(len(x))
-    train_i, calib_i, eval_i = order[:1297], order[1297:1497], order[1497:]
-    model = train(x[train_i], y[train_i], epochs)
+    splits = save_splits(out, x, y)
+    eval_i = splits["eval"]
+    model = train(x[splits["train"]], y[splits["train"]], epochs)
     paths = {"model": out / "digits_cnn.pt2", "calib": out / "digits_calib.npz", "eval": out / "digits_eval.npz"}
     program = torch.export.export(model, (torch.from_numpy(x[:1]),))
     torch.export.save(program, paths["model"])
-    np.savez(paths["calib"], image=x[calib_i], y=y[calib_i])
-    np.savez(paths["eval"], image=x[eval_i], y=y[eval_i])
     with torch.no_grad():
         accuracy = float((model(torch.from_numpy(x[eval_i])).argmax(1).numpy() == y[eval_i]).mean())
     print(f"digits CNN: eval accuracy {accuracy:.2%} on {len(eval_i)} held-out digits -> {paths['model']}")

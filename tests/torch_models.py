@@ -36,3 +36,30 @@ def tiny_input() -> np.ndarray:
 def torch_out(net: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return net(torch.from_numpy(x)).numpy()
+
+
+class AttentionBlock(nn.Module):
+    """A pre-norm transformer block (two heads, GELU MLP) over 8 tokens of width 32."""
+
+    def __init__(self, width: int = 32, heads: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+        self.head = nn.Linear(width, 10)
+
+    def forward(self, tokens):
+        batch, length, width = tokens.shape
+        q, k, v = self.qkv(self.norm1(tokens)).chunk(3, dim=-1)
+        q, k, v = (t.reshape(batch, length, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        attention = torch.softmax(q @ k.transpose(-2, -1) / (width // self.heads) ** 0.5, dim=-1)
+        mixed = (attention @ v).transpose(1, 2).reshape(batch, length, width)
+        tokens = tokens + self.proj(mixed)
+        tokens = tokens + self.mlp(self.norm2(tokens))
+        return self.head(tokens.mean(1))
+
+
+def attention_block() -> nn.Module:
+    torch.manual_seed(0)
+    return AttentionBlock().eval()

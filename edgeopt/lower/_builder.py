@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from edgeopt.errors import EdgeoptError, ModelError, UnsupportedOpError
 from edgeopt.lower import _layout as layout
+from edgeopt.lower._fusions import find_fusions
 from edgeopt.lower._model import LoweredModel, Port, Step
 from edgeopt.lower._table import OPS
 
@@ -293,8 +294,13 @@ class Builder:
                 self.values[init.name] = Val(None, layout.identity(array.ndim), array.shape,
                                              tf.as_dtype(array.dtype), const=array)
         inputs = [self.add_input(v, taken) for v in self.graph.inputs if v.name not in self.values]
+        fusions = find_fusions(self.graph)
         for index, node in enumerate(self.graph):
-            self.lower_node(node, index)
+            fusion = fusions.get(node)
+            if fusion is None:
+                self.lower_node(node, index)
+            elif node is fusion.anchor:
+                self.lower_node(fusion.node, index)
         outputs = [self.add_output(v, taken) for v in self.graph.outputs]
         self._set_releases(outputs)
         return LoweredModel(inputs, outputs, self.steps, self.constants, self.weights)
