@@ -1,0 +1,135 @@
+"""`make bench`, part two: MobileNetV2 at ImageNet size (3.5 M parameters, 224x224) through
+`edgeopt build --target tflite --quant int8` with 128 calibration photos.
+
+Measures build time, fidelity against the float PyTorch model (top-1 agreement, SQNR), file
+size against its int8 weights, op counts, and LiteRT/XNNPACK latency on one thread. When a
+side venv with onnx2tf exists (scripts/setup_sidevenv.sh; never our dependency), the same
+ONNX model goes through onnx2tf's int8 path and every figure is reported as a ratio.
+
+No model hub here, so the net is randomly initialised and its BatchNorm statistics are
+re-estimated on the photos, which gives data-like activation ranges; scikit-image's sample
+photos (random crops and flips) are the calibration and evaluation images.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeopt.build import BuildRequest, build
+from edgeopt.progress import Progress
+from edgeopt.tflite.reader import read_tflite
+from edgeopt.verify import sqnr_db
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
+          "colorwheel", "cat", "stereo_motorcycle")
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])  # ImageNet normalisation
+SIDE = 224
+CALIBRATION, EVALUATION = 128, 200
+LATENCY_RUNS = 30
+
+
+def photo_crops(count: int, seed: int) -> np.ndarray:
+    """[count, 3, 224, 224] float32: random crops (30-100% of the short side), flips, normalised."""
+    import skimage.data
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    images = []
+    for name in PHOTOS:
+        image = getattr(skimage.data, name)()
+        images.append(image[0] if isinstance(image, tuple) else image)
+    crops = []
+    for i in range(count):
+        image = images[i % len(images)][..., :3]
+        side = int(min(image.shape[:2]) * rng.uniform(0.3, 1.0))
+        top, left = rng.integers(0, image.shape[0] - side + 1), rng.integers(0, image.shape[1] - side + 1)
+        crop = Image.fromarray(image[top:top + side, left:left + side]).resize((SIDE, SIDE), Image.BILINEAR)
+        array = np.asarray(crop, np.float32) / 255
+        array = array[:, ::-1] if rng.random() < 0.5 else array
+        crops.append(((array - MEAN) / STD).transpose(2, 0, 1))
+    return np.stack(crops).astype(np.float32)
+
+
+def imagenet_mobilenet(images: np.ndarray) -> torch.nn.Module:
+    from mobilenet_v2 import MobileNetV2
+
+    torch.manual_seed(0)
+    model = MobileNetV2()
+    for module in model.modules():  # re-estimate BatchNorm statistics on the photos
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(images), 32):
+            model(torch.from_numpy(images[start:start + 32]))
+    return model.eval()
+
+
+def litert_latency_ms(data: bytes, runs: int = LATENCY_RUNS) -> float:
+    """Median invoke() time, one thread, LiteRT's default CPU path (XNNPACK)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data, num_threads=1)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+    interpreter.invoke()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
+def int8_weight_bound(model) -> float:
+    """The size target: 1.05 x (int8 conv/FC weights + int32 biases) + 32 KiB."""
+    weights = sum(model.tensor(op.inputs[1]).data_bytes for op in model.operators
+                  if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"))
+    biases = sum(model.tensor(op.inputs[2]).data_bytes for op in model.operators
+                 if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(op.inputs) > 2)
+    return 1.05 * (weights + biases) + 32 * 1024
+
+
+def figures(data: bytes, outputs: np.ndarray, reference: np.ndarray, build_s: float) -> dict:
+    model = read_tflite(data)
+    ops = model.op_counts()
+    return {
+        "build_s": round(build_s, 2),
+        "top1_agreement": float(np.mean(outputs.argmax(1) == reference.argmax(1))),
+        "sqnr_db": round(float(sqnr_db(reference, outputs)), 2),
+        "bytes": len(data),
+        "size_bound_bytes": int(int8_weight_bound(model)),
+        "within_size_bound": len(data) <= int8_weight_bound(model),
+        "transpose_quantize_dequantize_ops": sum(ops[k] for k in ("TRANSPOSE", "QUANTIZE", "DEQUANTIZE")),
+        "ops": dict(sorted(ops.items())),
+        "latency_ms_p50_1thread": round(litert_latency_ms(data), 2),
+    }
+
+
+def bench_mobilenet(work: Path) -> dict:
+    calib, evaluation = photo_crops(CALIBRATION, seed=1), photo_crops(EVALUATION, seed=2)
+    model = imagenet_mobilenet(calib)
+    with torch.no_grad():
+        reference = np.concatenate([model(torch.from_numpy(evaluation[i:i + 50])).numpy() for i in range(0, EVALUATION, 50)])
+    source = work / "mobilenet_v2.pt2"
+    torch.export.save(torch.export.export(model, (torch.from_numpy(calib[:1]),)), source)
+    np.savez(work / "calib.npz", image=calib)
+    np.savez(work / "eval.npz", image=evaluation)
+    report = {"params": sum(p.numel() for p in model.parameters()), "calibration_samples": CALIBRATION,
+              "eval_samples": EVALUATION, "variants": {}}
+    for name, fields in (("int8", {}), ("int8+bias-correction", {"bias_correction": True}),
+                         ("int8+mse+bias-correction", {"bias_correction": True, "calibration_method": "mse"})):
+        start = time.perf_counter()
+        result = build(BuildRequest(source, target="tflite", quant="int8", calib=str(work / "calib.npz"),
+                                    eval=str(work / "eval.npz"), out=work / "dist", **fields), Progress(quiet=True))
+        elapsed = time.perf_counter() - start
+        outputs = np.concatenate([result.artefact.run({"image": evaluation[i:i + 1]})[0] for i in range(EVALUATION)])
+        report["variants"][name] = figures(result.artefact.files["model.tflite"], outputs, reference, elapsed)
+    report["build_under_60s"] = report["variants"]["int8"]["build_s"] < 60
+    return report
