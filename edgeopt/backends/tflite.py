@@ -103,10 +103,10 @@ def calibrate_and_convert(model, options: CompileOptions) -> tuple[bytes, object
     batch = lowered.inputs[0].shape[0]
     feeds = list(options.calibration.batches(batch))
     method = options.calibration_method
-    ranges = activation_ranges(lowered, feeds, method) if method != "minmax" or options.bias_correction else None
+    ranges = activation_ranges(lowered, feeds, method) if method != "minmax" else None
     info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
     if options.bias_correction:
-        corrections = correct_biases(lowered, feeds[:BIAS_CORRECTION_SAMPLES], ranges if method != "minmax" else None)
+        corrections = correct_biases(lowered, feeds[:BIAS_CORRECTION_SAMPLES], ranges)
         info["bias_correction"] = {c.node: round(c.max_shift, 6) for c in corrections}
     if method != "minmax":
         lowered.set_ranges(ranges)
