@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_onnx2tf import onnx2tf_int8, run_tflite
 from edgeopt.build import BuildRequest, build
 from edgeopt.progress import Progress
 from edgeopt.tflite.reader import read_tflite
@@ -132,4 +133,27 @@ def bench_mobilenet(work: Path) -> dict:
         outputs = np.concatenate([result.artefact.run({"image": evaluation[i:i + 1]})[0] for i in range(EVALUATION)])
         report["variants"][name] = figures(result.artefact.files["model.tflite"], outputs, reference, elapsed)
     report["build_under_60s"] = report["variants"]["int8"]["build_s"] < 60
+    report["onnx2tf"] = compare_onnx2tf(model, calib, evaluation, reference, work, report["variants"])
     return report
+
+
+def compare_onnx2tf(model, calib, evaluation, reference, work: Path, ours: dict) -> dict:
+    """onnx2tf's int8 of the same model and data, and our figures as ratios/differences to it."""
+    onnx_path = work / "mobilenet_v2.onnx"
+    torch.onnx.export(model, (torch.from_numpy(calib[:1]),), onnx_path, input_names=["image"],
+                      output_names=["logits"], dynamo=True, verbose=False)
+    files = [onnx_path, *work.glob("mobilenet_v2.onnx.data")]
+    converted = onnx2tf_int8(files, calib, work / "onnx2tf")
+    if converted is None:
+        return {"skipped": "no onnx2tf side venv (scripts/setup_sidevenv.sh, then ONNX2TF_VENV=...)"}
+    data, seconds = converted
+    theirs = figures(data, run_tflite(data, evaluation), reference, seconds)
+    best = ours["int8+bias-correction"]
+    return {**theirs, "versus_edgeopt": {
+        "build_time_ratio_edgeopt_over_onnx2tf": round(ours["int8"]["build_s"] / seconds, 3),
+        "latency_ratio_edgeopt_over_onnx2tf": round(ours["int8"]["latency_ms_p50_1thread"]
+                                                    / theirs["latency_ms_p50_1thread"], 3),
+        "top1_agreement_points_bias_correction_minus_onnx2tf": round(100 * (best["top1_agreement"]
+                                                                           - theirs["top1_agreement"]), 2),
+        "sqnr_db_bias_correction_minus_onnx2tf": round(best["sqnr_db"] - theirs["sqnr_db"], 2),
+    }}
