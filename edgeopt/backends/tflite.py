@@ -61,7 +61,7 @@ def _output_step(model: TfliteModel, spec: dict, tensor: int) -> float | None:
     return None
 
 
-def tflite_artefact(data: bytes, lowered, quant: str, target: str, info: dict) -> Artefact:
+def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
     """Artefact of a converted model: I/O specs from the interpreter, and a host executor that
     takes and returns ONNX-layout float arrays (transposing to and from the TF layout)."""
     litert = device_module("tflite", "litert_model")
@@ -125,4 +125,4 @@ class TfliteBackend(Backend):
 
     def compile(self, model, options: CompileOptions) -> Artefact:
         data, lowered, info = calibrate_and_convert(model, options)
-        return tflite_artefact(data, lowered, options.quant, self.name, info)
+        return tflite_artefact(data, lowered, options.quant, info)
