@@ -67,6 +67,12 @@ def save_splits(out: Path, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray
     return splits
 
 
+def report_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, label: str, path: Path) -> None:
+    with torch.no_grad():
+        accuracy = float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
+    print(f"{label}: eval accuracy {accuracy:.2%} on {len(x)} held-out digits -> {path}")
+
+
 def make_example(out: Path, epochs: int = 8) -> dict[str, Path]:
     """Train and save; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
@@ -77,9 +83,7 @@ def make_example(out: Path, epochs: int = 8) -> dict[str, Path]:
     paths = {"model": out / "digits_cnn.pt2", "calib": out / "digits_calib.npz", "eval": out / "digits_eval.npz"}
     program = torch.export.export(model, (torch.from_numpy(x[:1]),))
     torch.export.save(program, paths["model"])
-    with torch.no_grad():
-        accuracy = float((model(torch.from_numpy(x[eval_i])).argmax(1).numpy() == y[eval_i]).mean())
-    print(f"digits CNN: eval accuracy {accuracy:.2%} on {len(eval_i)} held-out digits -> {paths['model']}")
+    report_accuracy(model, x[eval_i], y[eval_i], "digits CNN", paths["model"])
     return paths
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -74,7 +73,7 @@ def digits_mobilenet() -> MobileNetV2:
 
 def make_digits_mobilenet(out: Path, epochs: int = 6) -> dict[str, Path]:
     """Train on the example's split; saves .pt2 and .onnx next to the calibration/eval data."""
-    from make_example import digits_dataset, save_splits, train
+    from make_example import digits_dataset, report_accuracy, save_splits, train
 
     out.mkdir(parents=True, exist_ok=True)
     x, y = digits_dataset()
@@ -86,9 +85,7 @@ def make_digits_mobilenet(out: Path, epochs: int = 6) -> dict[str, Path]:
     torch.export.save(torch.export.export(model, example), paths["model"])
     torch.onnx.export(model, example, paths["onnx"], input_names=["image"], output_names=["logits"], dynamo=True,
                       verbose=False)
-    with torch.no_grad():
-        accuracy = float((model(torch.from_numpy(x[splits["eval"]])).argmax(1).numpy() == y[splits["eval"]]).mean())
-    print(f"digits MobileNetV2: eval accuracy {accuracy:.2%} -> {paths['model']}")
+    report_accuracy(model, x[splits["eval"]], y[splits["eval"]], "digits MobileNetV2", paths["model"])
     return paths
 
 
