@@ -68,6 +68,10 @@ class LoweredModel(tf.Module):
                            tf.Variable(hi, trainable=False, dtype=tf.float32, name="range_max"))
                        for k, (lo, hi) in ranges.items()}
 
+    def tf_arrays(self, feed: dict) -> list[np.ndarray]:
+        """A feed of ONNX-layout arrays (by input name) as the TF side takes them, in signature order."""
+        return [np.transpose(feed[p.name], p.perm).astype(p.dtype) for p in self.inputs]
+
     def read(self, env: dict, key: str):
         return env[key] if key in env else tf.constant(self.constants[key])
 

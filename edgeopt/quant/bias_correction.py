@@ -57,7 +57,7 @@ def correct_biases(lowered: LoweredModel, feeds: list[dict], ranges: dict | None
     ranges = ranges or {}
     float_envs, quant_envs = [], []
     for feed in feeds:
-        inputs = {p.key: tf.constant(np.transpose(feed[p.name], p.perm).astype(p.dtype)) for p in lowered.inputs}
+        inputs = {p.key: tf.constant(x) for p, x in zip(lowered.inputs, lowered.tf_arrays(feed))}
         float_envs.append(dict(inputs))
         quant_envs.append(dict(inputs))
     corrections = []

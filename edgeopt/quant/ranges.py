@@ -56,8 +56,7 @@ def range_keys(lowered: LoweredModel) -> list[str]:
 def _stream(lowered: LoweredModel, feeds: list[dict], keys: list[str]):
     function = lowered.function(taps=keys)
     for feed in feeds:
-        args = [tf.constant(np.transpose(feed[p.name], p.perm).astype(p.dtype)) for p in lowered.inputs]
-        results = function(*args)
+        results = function(*(tf.constant(x) for x in lowered.tf_arrays(feed)))
         yield [results[f"tap{i}"].numpy() for i in range(len(keys))]
 
 

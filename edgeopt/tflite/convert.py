@@ -101,6 +101,6 @@ def representative_data(lowered: LoweredModel, feeds: Iterable[dict]) -> Callabl
 
     def generate():
         for feed in feeds:
-            yield [np.transpose(feed[p.name], p.perm).astype(p.dtype) for p in lowered.inputs]
+            yield lowered.tf_arrays(feed)
 
     return generate

@@ -46,12 +46,11 @@ def test_int8_accuracy_within_one_point_of_float(int8):
 def test_int8_model_is_integer_throughout_with_no_layout_ops(int8):
     model = read_tflite(int8.artefact.files["model.tflite"])
     assert set(model.op_counts()) <= INT8_OPS  # no TRANSPOSE, QUANTIZE or DEQUANTIZE anywhere
-    activations = [t for t in model.tensors if not t.constant]
-    assert {t.dtype for t in activations} == {"INT8"} or {t.dtype for t in activations} <= {"INT8", "INT32"}
-    weights = [model.tensor(op.inputs[1]) for op in model.operators if op.opcode in ("CONV_2D", "FULLY_CONNECTED")]
-    assert all(w.dtype == "INT8" for w in weights)
-    conv_weights = [w for w, op in zip(weights, model.operators) if op.opcode == "CONV_2D"]
-    assert all(len(w.scale) == w.shape[0] > 1 for w in conv_weights)  # per output channel
+    assert {t.dtype for t in model.tensors if not t.constant} == {"INT8"}
+    layers = [(op.opcode, model.tensor(op.inputs[1])) for op in model.operators
+              if op.opcode in ("CONV_2D", "FULLY_CONNECTED")]
+    assert len(layers) == 4 and all(w.dtype == "INT8" for _, w in layers)
+    assert all(len(w.scale) == w.shape[0] > 1 for opcode, w in layers if opcode == "CONV_2D")  # per output channel
 
 
 def test_int8_size_is_weights_plus_small_overhead(int8):
