@@ -15,6 +15,7 @@ import numpy as np
 from edgeopt.errors import CompileError, UnsupportedOpError
 from edgeopt.lower import LoweredModel
 from edgeopt.quiet import captured_output
+from edgeopt.tflite.compact import share_vectors
 from edgeopt.tflite.reader import TfliteModel, read_tflite
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
@@ -92,7 +93,7 @@ def convert(lowered: LoweredModel, quant: str, *, representative: Callable[[], I
                                      f"{', '.join(floats[:5])}",
                                      hint="Build with --quant dynamic (int8 weights, float activations) or "
                                           "--quant float16, or replace the op in the source model.")
-    return data
+    return share_vectors(data)
 
 
 def representative_data(lowered: LoweredModel, feeds: Iterable[dict]) -> Callable[[], Iterable[list[np.ndarray]]]:
