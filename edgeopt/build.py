@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,8 @@ from edgeopt import passes, verify
 from edgeopt.backends import Artefact, CompileOptions, get_backend
 from edgeopt.bundle import MANIFEST, SCHEMA_VERSION, Bundle, manifest_bytes, sha256, write_bundle
 from edgeopt.data import RANDOM, Dataset, Preprocess, load_data, split
+from edgeopt.edgetpu.analyse import DEFAULT_CACHE_BYTES
+from edgeopt.edgetpu.compiler import EdgeTpuOptions
 from edgeopt.errors import DataError, UsageError
 from edgeopt.frontends import FrontendOptions, LoadedModel, load_model
 from edgeopt.ir import input_specs
@@ -33,7 +35,7 @@ RANDOM_EVAL_SAMPLES = 16
 class BuildRequest:
     model: Path
     target: str = "onnx"
-    quant: str = "float32"
+    quant: str | None = None  # None: the target's default (float32; coral int8)
     io_dtype: str | None = None
     calibration_method: str = "minmax"
     bias_correction: bool = False
@@ -48,6 +50,7 @@ class BuildRequest:
     out: Path = Path("dist")
     name: str | None = None
     golden_samples: int = 8
+    edgetpu: EdgeTpuOptions = field(default_factory=EdgeTpuOptions)
 
 
 @dataclass
@@ -115,11 +118,13 @@ def _golden(artefact: Artefact, data: Dataset, batch: int, samples: int) -> tupl
     return files, entry
 
 
-def _target_files(target: str) -> dict[str, bytes]:
-    """The device-side half: the shared runner core and the target's runner and README."""
+def _target_files(backend) -> dict[str, bytes]:
+    """The device-side half: the shared runner core, the target's runner and README, and the
+    files it borrows from other targets."""
     root = data_dir("targets")
     files = {"edgeopt_runner.py": (root / "common" / "edgeopt_runner.py").read_bytes()}
-    files.update({p.name: p.read_bytes() for p in sorted((root / target).iterdir()) if p.is_file()})
+    files.update({p.name: p.read_bytes() for p in sorted((root / backend.name).iterdir()) if p.is_file()})
+    files.update({Path(p).name: (root / p).read_bytes() for p in backend.runner_files})
     return files
 
 
@@ -135,7 +140,7 @@ def _versions() -> dict:
     return found
 
 
-def _compile_options(request: BuildRequest, backend, calib: Dataset | None) -> CompileOptions:
+def _compile_options(request: BuildRequest, backend, calib: Dataset | None, profile: Profile | None = None) -> CompileOptions:
     """Check the quantization flags against what the target offers, fill in its defaults."""
     def refuse(flag: str, value, choices) -> None:
         raise UsageError(f"target {request.target} does not support {flag} {value}",
@@ -150,13 +155,15 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None) -> C
         refuse("--calibration", request.calibration_method, backend.calibrations)
     if request.bias_correction and not (int8 and backend.bias_correction):
         refuse("--bias-correction", "", ())
+    cache = profile.param_cache_bytes if profile is not None and profile.param_cache_bytes else DEFAULT_CACHE_BYTES
     return CompileOptions(request.quant, calib, request.io_dtype or backend.default_io_dtype,
-                          request.calibration_method, request.bias_correction)
+                          request.calibration_method, request.bias_correction, cache, request.edgetpu)
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
     progress = progress or Progress()
     backend = get_backend(request.target)
+    request = replace(request, quant=request.quant or backend.default_quant)
     _compile_options(request, backend, None)  # fail on bad flags before any slow work
     profile: Profile | None = load_profile(request.profile) if request.profile else None
     if profile is not None:
@@ -172,7 +179,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         model, reports = passes.run_passes(loaded.model)
     batch = input_specs(model)[0].shape[0]
     with progress.step(f"Compiling for {request.target} ({request.quant})"):
-        artefact = backend.compile(model, _compile_options(request, backend, calib))
+        artefact = backend.compile(model, _compile_options(request, backend, calib, profile))
     with progress.step(f"Verifying on {evaluation.size} held-out samples"):
         fidelity = verify.measure(loaded.reference, artefact.run, evaluation, batch)
     verify.gate(fidelity, request.max_drop)
@@ -182,12 +189,13 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         measured = artefact_analysis or source_analysis
         weight_bytes = artefact.weight_bytes if artefact.weight_bytes is not None else measured.weight_bytes
         sizes = size_check(profile, target=request.target, artefact_bytes=artefact.size,
-                           weight_bytes=weight_bytes, arena_bytes=measured.arena.size)
+                           weight_bytes=weight_bytes, arena_bytes=measured.arena.size,
+                           param_bytes=artefact.info.get("edgetpu", {}).get("parameter_bytes"))
         enforce(sizes)
 
     name = f"{request.name or request.model.stem}-{request.target}-{profile.name if profile else 'any'}"
     golden_files, golden = _golden(artefact, evaluation, batch, request.golden_samples)
-    files = {**artefact.files, **_target_files(request.target), **golden_files}
+    files = {**artefact.files, **_target_files(backend), **golden_files}
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "edgeopt_version": edgeopt.__version__,

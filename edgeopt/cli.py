@@ -48,6 +48,30 @@ module_option = click.option("--module", metavar="PKG.MOD:FACTORY", help="For a 
 pickle_option = click.option("--trust-pickle", is_flag=True, help="Allow loading a pickled whole torch module (runs code from the file).")
 
 
+def edgetpu_options(command):
+    """The coral target's compiler flags."""
+    for option in reversed((
+        click.option("--edgetpu-compiler", metavar="PATH", help="coral: the edgetpu_compiler to run (default: PATH)."),
+        click.option("--require-edgetpu-compiler", is_flag=True,
+                     help="coral: fail (exit 7) when edgetpu_compiler is not installed, instead of bundling the "
+                          "Edge TPU-ready model and the command to finish on an x86-64 Linux host."),
+        click.option("--edgetpu-segments", type=click.IntRange(min=2), metavar="N",
+                     help="coral: split into N segments for pipelining across N Edge TPUs (compiler -n)."),
+        click.option("--edgetpu-timeout", type=click.IntRange(min=1), default=180, show_default=True, metavar="S",
+                     help="coral: compiler timeout in seconds."),
+    )):
+        command = option(command)
+    return command
+
+
+def _edgetpu_options(target, compiler, require, segments, timeout):
+    from edgeopt.edgetpu.compiler import EdgeTpuOptions
+
+    if target != "coral" and (compiler or require or segments):
+        raise UsageError("--edgetpu-* flags are for --target coral", hint="Drop them, or build with --target coral.")
+    return EdgeTpuOptions(compiler, require, segments, timeout)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(edgeopt.__version__, prog_name="edgeopt")
 def cli():
@@ -57,11 +81,11 @@ def cli():
 @cli.command()
 @click.argument("model", required=False, type=click.Path())
 @config_option
-@click.option("--target", "-t", default="onnx", show_default=True, help="Backend: onnx | tflite.")
-@click.option("--quant", "-q", default="float32", show_default=True,
-              help="float32 | int8 (needs --calib); tflite also float16 | dynamic (int8 weights, float activations).")
+@click.option("--target", "-t", default="onnx", show_default=True, help="Backend: onnx | tflite | coral.")
+@click.option("--quant", "-q", help="float32 (default) | int8 (needs --calib); tflite also float16 | dynamic "
+              "(int8 weights, float activations); coral int8 only (its default).")
 @click.option("--io-dtype", type=click.Choice(["int8", "uint8", "float32"]),
-              help="int8 builds: the model's input/output type (tflite default int8).")
+              help="int8 builds: the model's input/output type (tflite default int8, coral uint8).")
 @click.option("--calibration", "calibration_method", default="minmax", show_default=True,
               type=click.Choice(["minmax", "percentile", "mse"]), help="int8 activation ranges (tflite: all three).")
 @click.option("--bias-correction", is_flag=True, help="int8 (tflite): correct conv/FC biases for weight rounding, "
@@ -74,12 +98,14 @@ def cli():
 @module_option
 @pickle_option
 @click.option("--preprocess", multiple=True, metavar="KEY=VALUE", help="Image preprocessing: scale, mean, std, layout, resize.")
+@edgetpu_options
 @click.option("--out", "-o", default="dist", show_default=True, type=click.Path(file_okay=False), help="Where bundles go.")
 @click.option("--name", help="Bundle name prefix (default: the model file's stem).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @json_option
 def build(model, target, quant, io_dtype, calibration_method, bias_correction, profile, calib, eval_data, max_drop,
-          input_shape, module, trust_pickle, preprocess, out, name, quiet, json_output):
+          input_shape, module, trust_pickle, preprocess, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments,
+          edgetpu_timeout, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
@@ -93,6 +119,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
         bias_correction=bias_correction, profile=profile, calib=calib, eval=eval_data,
         max_drop=max_drop, input_shapes=parse_input_shapes_cli(input_shape), module=module,
         trust_pickle=trust_pickle, preprocess=preprocess_items, out=Path(out), name=name,
+        edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout),
     )
     result = run_build(request, Progress(quiet=quiet or json_output))
     if json_output:
@@ -136,6 +163,32 @@ def inspect(path, input_shape, module, trust_pickle, json_output):
         _print_json({"ok": True, "path": path, "analysis": analysis.to_json(), "bundle": manifest})
         return
     screen.print(analysis_tables(analysis, title))
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--target", "-t", default="coral", show_default=True, type=click.Choice(["coral"]),
+              help="The accelerator to check for.")
+@click.option("--profile", "-p", help="Device profile for the on-chip parameter cache size (default: 6.9 MiB).")
+@click.option("--calib", metavar="DATA", help="For a source model: calibration data (default: random; the op "
+              "mapping does not depend on it).")
+@shape_option
+@module_option
+@pickle_option
+@json_option
+def check(model, target, profile, calib, input_shape, module, trust_pickle, json_output):
+    """Predict what edgetpu_compiler makes of MODEL (a .tflite from any tool, or a source model, which is
+    converted to Edge TPU-ready int8 first): per-op mapping, where the graph is cut, parameter caching.
+    Exit 0 when every op maps to the Edge TPU, 4 when some do not or the compiler would refuse the model."""
+    from edgeopt.check import check_model
+
+    result = check_model(Path(model), profile, calib, parse_input_shapes_cli(input_shape), module, trust_pickle)
+    if json_output:
+        _print_json({"ok": result.ok, **result.to_json()})
+    else:
+        click.echo(result.log, nl=False)
+    if not result.ok:
+        raise SystemExit(result.exit_code)
 
 
 def parse_input_shapes_cli(values) -> dict:

@@ -10,6 +10,7 @@ from edgeopt.errors import UsageError
 TARGETS = {
     "onnx": "edgeopt.backends.onnx:OnnxBackend",
     "tflite": "edgeopt.backends.tflite:TfliteBackend",
+    "coral": "edgeopt.backends.coral:CoralBackend",
 }
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeopt.data import Dataset
+from edgeopt.edgetpu.analyse import DEFAULT_CACHE_BYTES
+from edgeopt.edgetpu.compiler import EdgeTpuOptions
 
 Executor = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
@@ -20,6 +22,8 @@ class CompileOptions:
     io_dtype: str | None = None  # int8 builds: the model's input/output type (None: the target's default)
     calibration_method: str = "minmax"
     bias_correction: bool = False
+    param_cache_bytes: int = DEFAULT_CACHE_BYTES  # Edge TPU on-chip parameter cache (from the device profile)
+    edgetpu: EdgeTpuOptions = field(default_factory=EdgeTpuOptions)
 
 
 @dataclass
@@ -45,11 +49,13 @@ class Artefact:
 class Backend:
     name: ClassVar[str]
     quant_modes: ClassVar[tuple[str, ...]]
+    default_quant: ClassVar[str] = "float32"
     description: ClassVar[str]
     io_dtypes: ClassVar[tuple[str, ...]] = ("float32",)  # what --io-dtype may be for int8
     default_io_dtype: ClassVar[str] = "float32"
     calibrations: ClassVar[tuple[str, ...]] = ("minmax",)
     bias_correction: ClassVar[bool] = False
+    runner_files: ClassVar[tuple[str, ...]] = ()  # device-side files borrowed from other targets/ folders
 
     def compile(self, model: ir.Model, options: CompileOptions) -> Artefact:
         raise NotImplementedError

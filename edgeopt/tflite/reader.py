@@ -15,6 +15,9 @@ import numpy as np
 
 from edgeopt.errors import ModelError
 
+SMALL_INT_TYPES = {"INT32": "<i4", "INT64": "<i8"}
+SMALL_INT_LIMIT = 16  # enough for pads, axes, shapes and strides of a 4-D tensor
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -27,6 +30,7 @@ class TensorInfo:
     zero_point: tuple[int, ...] = ()
     quantized_dimension: int = 0
     data_bytes: int = 0  # > 0 for constants (weights, biases)
+    values: tuple[int, ...] | None = None  # small integer constants (axes, paddings, shapes, strides)
 
     @property
     def quantized(self) -> bool:
@@ -79,15 +83,25 @@ def _options(op) -> dict:
     if options is None:
         return {}
     wanted = ("fusedActivationFunction", "axis", "strideH", "strideW", "padding", "depthMultiplier", "keepDims",
-              "alignCorners", "halfPixelCenters", "beta", "newShape")
+              "alignCorners", "halfPixelCenters", "beta", "newShape", "dilationHFactor", "dilationWFactor",
+              "weightsFormat", "ellipsisMask", "newAxisMask", "squeezeDims")
     found = {k: getattr(options, k) for k in wanted if hasattr(options, k)}
     return {k: (list(v) if isinstance(v, np.ndarray) else v) for k, v in found.items()}
+
+
+def _small_ints(buffer, dtype: str) -> tuple[int, ...] | None:
+    if dtype not in SMALL_INT_TYPES or buffer is None or buffer.data is None:
+        return None
+    values = np.frombuffer(np.asarray(buffer.data, np.uint8).tobytes(), SMALL_INT_TYPES[dtype])
+    return tuple(int(v) for v in values) if values.size <= SMALL_INT_LIMIT else None
 
 
 def read_tflite(source: bytes | Path) -> TfliteModel:
     from ai_edge_litert import schema_py_generated as schema
 
-    data = Path(source).read_bytes() if isinstance(source, Path) else source
+    if isinstance(source, Path) and not source.is_file():
+        raise ModelError(f"{source}: no such file", hint="Check the path of the .tflite model.")
+    data = source.read_bytes() if isinstance(source, Path) else source
     if len(data) < 8 or data[4:8] != b"TFL3":
         where = source if isinstance(source, Path) else "the data"
         raise ModelError(f"{where} is not a TFLite flatbuffer (no TFL3 identifier)",
@@ -105,8 +119,9 @@ def read_tflite(source: bytes | Path) -> TfliteModel:
         size = len(buffer.data) if buffer is not None and buffer.data is not None else int(getattr(buffer, "size", 0) or 0)
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
         signature = tuple(int(d) for d in t.shapeSignature) if t.shapeSignature is not None else shape
-        tensors.append(TensorInfo(i, (t.name or b"").decode(), types.get(t.type, str(t.type)), shape, signature,
-                                  scale, zero, int(q.quantizedDimension) if q is not None else 0, size))
+        dtype = types.get(t.type, str(t.type))
+        tensors.append(TensorInfo(i, (t.name or b"").decode(), dtype, shape, signature, scale, zero,
+                                  int(q.quantizedDimension) if q is not None else 0, size, _small_ints(buffer, dtype)))
     operators = []
     for i, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]

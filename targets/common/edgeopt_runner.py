@@ -50,7 +50,8 @@ def peak_rss_mib():
 
 
 def main(load_model, runtime_name):
-    """`load_model(bundle_dir, manifest, threads)` returns `run(feeds) -> list of arrays`."""
+    """`load_model(bundle_dir, manifest, threads)` returns `run(feeds) -> list of arrays`, or
+    (run, runtime name) when the runtime is only known once loaded (coral: Edge TPU or CPU)."""
     parser = argparse.ArgumentParser(description="Run an edgeopt bundle on its golden inputs and time it.")
     parser.add_argument("--bundle", default=os.path.dirname(os.path.abspath(sys.argv[0])))
     parser.add_argument("--runs", type=int, default=50, help="timed runs after one warm-up")
@@ -64,7 +65,8 @@ def main(load_model, runtime_name):
     out_names = [s["name"] for s in manifest["outputs"]]
     batch = manifest["inputs"][0]["shape"][0]
     inputs, expected = load_golden(args.bundle, manifest)
-    run = load_model(args.bundle, manifest, args.threads)
+    loaded = load_model(args.bundle, manifest, args.threads)
+    run, runtime_name = loaded if isinstance(loaded, tuple) else (loaded, runtime_name)
 
     outputs = [run(feeds) for feeds in batches(inputs, in_names, batch)]
     actual = [np.concatenate(parts) for parts in zip(*outputs)]

@@ -31,12 +31,13 @@ def dequantize(q, quantization):
     return ((q.astype(np.float64) - quantization["zero_point"]) * quantization["scale"]).astype(np.float32)
 
 
-def load(model, inputs, outputs, threads=1, delegates=None):
-    """`model`: a path or the file's bytes; `inputs`/`outputs`: the manifest's I/O specs.
+def load(model, inputs, outputs, threads=1, delegates=None, interpreter_type=None):
+    """`model`: a path or the file's bytes; `inputs`/`outputs`: the manifest's I/O specs;
+    `interpreter_type`: the Interpreter class that matches `delegates` (default: interpreter_class()).
 
     Returns run(feeds) taking {name: float array} and returning float arrays in order.
     """
-    interpreter_type, _ = interpreter_class()
+    interpreter_type = interpreter_type or interpreter_class()[0]
     source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
     interpreter = interpreter_type(**source, num_threads=threads, experimental_delegates=delegates)
     runner = interpreter.get_signature_runner()
