@@ -1,5 +1,5 @@
-"""Session-wide fixtures: the example digits model (trained here on real data) and tiny
-hand-built ONNX models."""
+"""Session-wide fixtures: the example digits model and a MobileNetV2-style net (both trained
+here on real data), and tiny hand-built ONNX models."""
 
 from __future__ import annotations
 
@@ -15,6 +15,14 @@ def digits(tmp_path_factory):
     from make_example import make_example
 
     return make_example(tmp_path_factory.mktemp("digits"), epochs=4)
+
+
+@pytest.fixture(scope="session")
+def mobilenet(tmp_path_factory):
+    """A MobileNetV2-style net trained here on the digits: .pt2, .onnx, calibration and eval data."""
+    from mobilenet_v2 import make_digits_mobilenet
+
+    return make_digits_mobilenet(tmp_path_factory.mktemp("mobilenet"), epochs=4)
 
 
 def conv_gemm_model() -> onnx.ModelProto:

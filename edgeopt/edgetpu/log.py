@@ -53,12 +53,13 @@ class CompilerLog:
 
     def summary(self) -> dict:
         values = dict(self.values)
-        if self.rows:
-            values.setdefault("edgetpu_ops", sum(c for _, c, s in self.rows if s == MAPPED))
-            values.setdefault("cpu_ops", sum(c for _, c, s in self.rows if s != MAPPED))
-        elif not self.errors and "total_ops" in values:  # a fully mapped model may print no table
+        all_mapped = all(status == MAPPED for _, _, status in self.rows)
+        if all_mapped and not self.errors and "total_ops" in values:  # fully mapped: no CPU lines printed
             values.setdefault("edgetpu_ops", values["total_ops"])
             values.setdefault("cpu_ops", 0)
+        elif self.rows:
+            values.setdefault("edgetpu_ops", sum(c for _, c, s in self.rows if s == MAPPED))
+            values.setdefault("cpu_ops", sum(c for _, c, s in self.rows if s != MAPPED))
         return {"compiler_version": self.version, "compiles": not self.errors, "errors": self.errors,
                 **{key: values.get(key) for key in LINES},
                 "operators": [{"op": op, "count": count, "status": status} for op, count, status in self.rows]}

@@ -194,6 +194,8 @@ RULES: dict[str, Rule] = {
     "SQUEEZE": Rule(_squeeze, OLD_MODELS_INTRO),
     "STRIDED_SLICE": Rule(_strided_slice, OLD_MODELS_INTRO),
     "TRANSPOSE": Rule(_transpose, "https://github.com/google-coral/edgetpu/issues/433"),
+    # not in the table, but logs report a float DEQUANTIZE by its data type (google-coral/edgetpu#490)
+    "DEQUANTIZE": Rule(None, "https://github.com/google-coral/edgetpu/issues/490"),
 }
 
 

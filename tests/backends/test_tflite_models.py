@@ -19,13 +19,6 @@ QUIET = Progress(quiet=True)
 MOBILENET_INT8_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "PAD"}
 
 
-@pytest.fixture(scope="module")
-def mobilenet(tmp_path_factory):
-    from mobilenet_v2 import make_digits_mobilenet
-
-    return make_digits_mobilenet(tmp_path_factory.mktemp("mobilenet"), epochs=4)
-
-
 def tflite_build(model: Path, out: Path, **fields):
     return build(BuildRequest(model=model, target="tflite", out=out, **fields), QUIET)
 

@@ -1,0 +1,138 @@
+"""The coral target end to end: Edge TPU-ready int8 of the digits CNN and a MobileNetV2-style
+net, all ops predicted to map; bad inputs; and the edgetpu_compiler integration.
+
+edgetpu_compiler cannot be installed here (Google's apt repo only), so the integration tests
+run a stand-in executable that replays a real compiler log (tests/edgetpu/logs/, with sources)
+and writes the output file the real one would: it tests our subprocess handling, flags, log
+parsing and bundling, not the compiler.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from edgeopt.build import BuildRequest, build
+from edgeopt.edgetpu.compiler import EdgeTpuOptions
+from edgeopt.errors import CompileError, UnsupportedOpError
+from edgeopt.progress import Progress
+from edgeopt.smoke import smoke
+from edgeopt.tflite.reader import read_tflite
+from lower.against_ort import GraphBuilder
+
+QUIET = Progress(quiet=True)
+LOGS = Path(__file__).parents[1] / "edgetpu" / "logs"
+
+
+def coral_build(source: dict, out: Path, **fields):
+    request = dict(model=source["model"], target="coral", profile="coral-usb", calib=str(source["calib"]),
+                   eval=str(source["eval"]), out=out)
+    return build(BuildRequest(**{**request, **fields}), QUIET)
+
+
+@pytest.fixture(scope="module")
+def digits_coral(digits, tmp_path_factory):
+    return coral_build(digits, tmp_path_factory.mktemp("coral"))
+
+
+def test_digits_cnn_maps_entirely_with_nothing_off_chip(digits_coral):
+    edgetpu = digits_coral.manifest["artefact"]["edgetpu"]
+    model = read_tflite(digits_coral.artefact.files["model.tflite"])
+    assert edgetpu["predicted"] == {"edgetpu_ops": len(model.operators), "cpu_ops": 0,
+                                    "on_chip_bytes": model.constant_bytes, "off_chip_bytes": 0}
+    assert edgetpu["compiled"] is None
+    assert edgetpu["compile_command"] == "edgetpu_compiler -s -o . --timeout_sec 180 model.tflite"
+    assert [s["dtype"] for s in digits_coral.artefact.inputs + digits_coral.artefact.outputs] == ["uint8", "uint8"]
+    analysis = json.loads(digits_coral.artefact.files["edgetpu_analysis.json"])
+    assert all(op["status"] == "Mapped to Edge TPU" for op in analysis["ops"])
+    assert b"Number of operations that will run on CPU: 0" in digits_coral.artefact.files["edgetpu_analysis.log"]
+    assert digits_coral.size_check.to_json()["rows"][-1]["check"] == "edgetpu-param-cache"
+
+
+def test_digits_cnn_keeps_the_int8_fidelity_of_the_tflite_target(digits_coral, digits, tmp_path):
+    tflite = build(BuildRequest(model=digits["model"], target="tflite", quant="int8", calib=str(digits["calib"]),
+                                eval=str(digits["eval"]), out=tmp_path), QUIET).fidelity
+    coral = digits_coral.fidelity
+    assert coral.top1_agreement >= 0.99 and abs(coral.top1_agreement - tflite.top1_agreement) <= 0.005
+    assert coral.sqnr_db == pytest.approx(tflite.sqnr_db, abs=1.0)
+    assert coral.reference_accuracy - coral.artefact_accuracy <= 0.01
+
+
+def test_the_bundle_runs_on_the_cpu_with_a_warning_when_there_is_no_edge_tpu(digits_coral):
+    report = smoke(digits_coral.bundle.directory, board="local", runs=5)
+    assert report["ok"] and report["runtime"].endswith("(CPU)")
+
+
+def test_mobilenet_v2_maps_entirely(mobilenet, tmp_path):
+    result = coral_build(mobilenet, tmp_path, bias_correction=True)
+    predicted = result.manifest["artefact"]["edgetpu"]["predicted"]
+    assert predicted["cpu_ops"] == 0 and predicted["off_chip_bytes"] == 0 and predicted["edgetpu_ops"] > 20
+    assert result.fidelity.top1_agreement >= 0.98
+
+
+def test_a_batch_of_two_is_refused_before_any_output(tmp_path):
+    g = GraphBuilder()
+    g.conv(g.input("x", (2, 3, 8, 8)), 3, 4, pads=[1, 1, 1, 1], name="y")
+    model = g.model(["y"])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4, 8, 8]))
+    path = tmp_path / "batch2.onnx"
+    onnx.save(model, path)
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32))
+    with pytest.raises(UnsupportedOpError, match="input 'x' has batch 2") as info:
+        build(BuildRequest(model=path, target="coral", calib=str(tmp_path / "calib.npz"), out=tmp_path / "dist"), QUIET)
+    assert info.value.exit_code == 4 and "--input-shape x=1,3,8,8" in info.value.hint
+    assert not (tmp_path / "dist").exists()
+
+
+def stand_in_compiler(tmp_path: Path, log: str, exit_code: int = 0) -> Path:
+    """An executable that prints `log` (a real compiler log) and its own arguments, and writes
+    <model>_edgetpu.tflite as edgetpu_compiler does (here: a copy of its input)."""
+    script = tmp_path / "edgetpu_compiler"
+    script.write_text(f"""#!{sys.executable}
+import shutil, sys
+print({log!r})
+print("ARGS", " ".join(sys.argv[1:]))
+if {exit_code} == 0:
+    model = sys.argv[-1]
+    shutil.copy(model, model[:-len(".tflite")] + "_edgetpu.tflite")
+sys.exit({exit_code})
+""")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return script
+
+
+def fixture_log(name: str) -> str:
+    return (LOGS / name).read_text().split("\n\n", 1)[1]
+
+
+def test_the_compiler_is_run_and_its_log_bundled(digits, tmp_path):
+    compiler = stand_in_compiler(tmp_path, fixture_log("fully_mapped_yolov7_tiny_search_delegate_1672.txt"))
+    result = coral_build(digits, tmp_path / "dist", edgetpu=EdgeTpuOptions(str(compiler), num_segments=2, timeout_s=60))
+    edgetpu = result.manifest["artefact"]["edgetpu"]
+    assert edgetpu["compiled"] == ["model_edgetpu.tflite"]
+    assert edgetpu["compiler"]["compiler_version"] == "16.0.384591198" and edgetpu["compiler"]["total_ops"] == 246
+    log = (result.bundle.directory / "edgetpu_compiler.log").read_text()
+    assert "ARGS -s -o . --timeout_sec 60 --num_segments 2 model.tflite" in log
+    assert (result.bundle.directory / "model_edgetpu.tflite").read_bytes() == result.artefact.files["model.tflite"]
+
+
+def test_a_compiler_failure_is_exit_7_in_its_own_words_with_no_bundle(digits, tmp_path):
+    compiler = stand_in_compiler(tmp_path, fixture_log("quantize_opcode_version3_879.txt"), exit_code=1)
+    with pytest.raises(CompileError, match="Didn't find op for builtin opcode 'QUANTIZE' version '3'") as info:
+        coral_build(digits, tmp_path / "dist", edgetpu=EdgeTpuOptions(str(compiler)))
+    assert info.value.exit_code == 7 and not (tmp_path / "dist").exists()
+
+
+def test_require_edgetpu_compiler_without_one_is_exit_7(digits, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no edgetpu_compiler here (nor on this machine at all)
+    with pytest.raises(CompileError, match="not installed") as info:
+        coral_build(digits, tmp_path / "dist", edgetpu=EdgeTpuOptions(require_compiler=True))
+    assert info.value.exit_code == 7 and "coral.ai/docs/edgetpu/compiler" in info.value.hint
+    assert not (tmp_path / "dist").exists()
