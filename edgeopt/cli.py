@@ -130,6 +130,10 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
 
     screen.print(passes_table(result.manifest["passes"]))
     screen.print(fidelity_table(result.manifest["fidelity"]))
+    for log in ("edgetpu_compiler.log", "edgetpu_analysis.log"):
+        if log in result.artefact.files:
+            screen.print(escape(result.artefact.files[log].decode()))
+            break
     if result.size_check:
         screen.print(render(result.size_check))
     screen.print(f"[bold green]bundle[/] {result.bundle.directory}\n[bold green]tarball[/] {result.bundle.tarball} "

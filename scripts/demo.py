@@ -13,7 +13,7 @@ from edgeopt.backends import TARGETS
 EXAMPLES = Path("examples")
 MODEL = EXAMPLES / "digits_cnn.pt2"
 DATA = ["--calib", str(EXAMPLES / "digits_calib.npz"), "--eval", str(EXAMPLES / "digits_eval.npz")]
-PROFILE = "rpi4"
+PROFILES = {"coral": "coral-usb"}  # the rest run on a Raspberry Pi 4
 
 
 def edgeopt(*args: str) -> None:
@@ -25,9 +25,10 @@ def edgeopt(*args: str) -> None:
 def main() -> None:
     edgeopt("inspect", str(MODEL))
     for target in TARGETS:
+        profile = PROFILES.get(target, "rpi4")
         edgeopt("build", "--target", target, "--quant", "int8", *DATA, "--max-drop", "0.01",
-                "--profile", PROFILE, str(MODEL))
-        edgeopt("smoke", f"dist/{MODEL.stem}-{target}-{PROFILE}.tar.gz", "--runs", "200")
+                "--profile", profile, str(MODEL))
+        edgeopt("smoke", f"dist/{MODEL.stem}-{target}-{profile}.tar.gz", "--runs", "200")
 
 
 if __name__ == "__main__":

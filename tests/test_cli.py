@@ -97,3 +97,33 @@ def test_config_unknown_key(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "build", "m.onnx")
     assert code == 2 and "unknown key 'quantize'" in err
+
+
+def test_check_coral_on_a_tflite_from_another_tool(capsys, tmp_path):
+    """A .tflite made by TF's own converter with a TRANSPOSE mid-graph: exit 4, the compiler's
+    table, and where the Edge TPU part ends."""
+    import tensorflow as tf
+
+    from edgetpu.test_analyse import DENSE, conv, tflite
+
+    path = tmp_path / "nchw.tflite"
+    path.write_bytes(tflite(lambda x: tf.reshape(tf.transpose(conv(x), (0, 3, 1, 2)), (1, 768)) @ DENSE))
+    code, out, _ = run(capsys, "check", "--target", "coral", str(path))
+    assert code == 4
+    assert "Number of operations that will run on Edge TPU: 1" in out  # the conv before it
+    assert "the Edge TPU subgraph ends at op #1 TRANSPOSE" in out
+    code, out, _ = run(capsys, "check", str(path), "--profile", "coral-devboard", "--json")
+    report = json.loads(out)
+    assert code == 4 and not report["ok"] and report["partition"] == 1 and not report["converted_by_edgeopt"]
+
+
+def test_check_coral_converts_a_source_model_first(capsys, digits):
+    code, out, _ = run(capsys, "check", str(digits["model"]), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"] and report["converted_by_edgeopt"]
+    assert report["summary"]["cpu_ops"] == 0 and report["summary"]["off_chip_bytes"] == 0
+
+
+def test_check_names_a_missing_file(capsys, tmp_path):
+    code, _, err = run(capsys, "check", str(tmp_path / "gone.tflite"))
+    assert code == 3 and "gone.tflite: no such file" in err
