@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeopt.edgetpu import DEFAULT_CACHE_BYTES, EdgeTpuReport, analyse, render, summary
+from edgeopt.edgetpu import DEFAULT_CACHE_BYTES, EdgeTpuReport, analyse, analysis_json, render
 from edgeopt.errors import UnsupportedOpError
 from edgeopt.tflite.reader import read_tflite
 
@@ -27,13 +27,13 @@ class CheckResult:
         return UnsupportedOpError.exit_code
 
     def to_json(self) -> dict:
-        return {"model": str(self.model), "converted_by_edgeopt": self.converted, "summary": summary(self.report),
-                "partition": self.report.partition, "ops": [op.to_json() for op in self.report.ops]}
+        return {"model": str(self.model), "converted_by_edgeopt": self.converted, **analysis_json(self.report)}
 
 
 def _convert(path: Path, calib: str | None, shapes: dict, module: str | None, trust_pickle: bool) -> bytes:
     from edgeopt import passes
     from edgeopt.backends.base import CompileOptions
+    from edgeopt.backends.coral import CoralBackend
     from edgeopt.backends.tflite import calibrate_and_convert
     from edgeopt.data import RANDOM, load_data
     from edgeopt.frontends import FrontendOptions, load_model
@@ -42,7 +42,7 @@ def _convert(path: Path, calib: str | None, shapes: dict, module: str | None, tr
     loaded = load_model(path, FrontendOptions(shapes, trust_pickle, module))
     model, _ = passes.run_passes(loaded.model)
     data = load_data(calib or RANDOM, input_specs(model), samples=8)
-    data, _, _ = calibrate_and_convert(model, CompileOptions("int8", data, io_dtype="uint8"))
+    data, _, _ = calibrate_and_convert(model, CompileOptions("int8", data, io_dtype=CoralBackend.default_io_dtype))
     return data
 
 

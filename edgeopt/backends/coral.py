@@ -13,7 +13,7 @@ import shlex
 
 from edgeopt.backends.base import Artefact, Backend, CompileOptions
 from edgeopt.backends.tflite import calibrate_and_convert, tflite_artefact
-from edgeopt.edgetpu import analyse, render, summary
+from edgeopt.edgetpu import analyse, analysis_json, render
 from edgeopt.edgetpu.compiler import command, find_compiler, run_compiler
 from edgeopt.errors import CompileError, UnsupportedOpError
 from edgeopt.ir import input_specs
@@ -49,10 +49,10 @@ class CoralBackend(Backend):
         if not report.compiles:
             raise CompileError(f"coral: edgetpu_compiler would refuse the converted model: {'; '.join(report.errors)}",
                                hint="Report this: edgeopt's conversion should never produce such a model.")
-        predicted = summary(report)
+        analysis = analysis_json(report)
+        predicted = analysis["summary"]
         files = {MODEL_FILE: data, ANALYSIS_LOG: render(report, MODEL_FILE).encode(),
-                 ANALYSIS_JSON: (json.dumps({"summary": predicted, "ops": [op.to_json() for op in report.ops],
-                                             "partition": report.partition}, indent=2) + "\n").encode()}
+                 ANALYSIS_JSON: (json.dumps(analysis, indent=2) + "\n").encode()}
         edgetpu = {"predicted": {k: predicted[k] for k in ("edgetpu_ops", "cpu_ops", "on_chip_bytes", "off_chip_bytes")},
                    "parameter_bytes": report.parameter_bytes, "compiled": None,
                    "compile_command": shlex.join(command(MODEL_FILE, options.edgetpu))}

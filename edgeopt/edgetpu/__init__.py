@@ -2,7 +2,7 @@
 its result (analyse), its log format both ways (log), and running it when installed (compiler)."""
 
 from edgeopt.edgetpu.analyse import DEFAULT_CACHE_BYTES, EdgeTpuReport, OpVerdict, analyse
-from edgeopt.edgetpu.log import CompilerLog, parse_log, render, summary
+from edgeopt.edgetpu.log import CompilerLog, analysis_json, parse_log, render, summary
 
-__all__ = ["DEFAULT_CACHE_BYTES", "CompilerLog", "EdgeTpuReport", "OpVerdict", "analyse", "parse_log", "render",
-           "summary"]
+__all__ = ["DEFAULT_CACHE_BYTES", "CompilerLog", "EdgeTpuReport", "OpVerdict", "analyse", "analysis_json", "parse_log",
+           "render", "summary"]

@@ -26,7 +26,6 @@ class EdgeTpuOptions:
     require_compiler: bool = False
     num_segments: int | None = None
     timeout_s: int = DEFAULT_TIMEOUT_S
-    fix: bool = False  # --edgetpu-fix: rewrite the model so more of it maps
 
 
 @dataclass

@@ -91,19 +91,19 @@ def parse_log(text: str) -> CompilerLog:
 
 def summary(report: EdgeTpuReport) -> dict:
     """Our prediction in the same shape as CompilerLog.summary()."""
-    compiles = report.compiles
-    return {
-        "compiler_version": COMPILER_VERSION, "compiles": compiles, "errors": report.errors,
-        "on_chip_bytes": report.on_chip_bytes if compiles else None,
-        "on_chip_remaining_bytes": report.cache_bytes - report.on_chip_bytes if compiles else None,
-        "off_chip_bytes": report.off_chip_bytes if compiles else None,
-        "subgraphs": (1 if report.mapped else 0) if compiles else None,
-        "total_ops": len(report.ops) if compiles else None,
-        "edgetpu_ops": report.mapped if compiles else None,
-        "cpu_ops": len(report.ops) - report.mapped if compiles else None,
-        "operators": [{"op": op, "count": count, "status": status} for op, count, status in report.rows()]
-        if compiles else [],
-    }
+    facts = {"compiler_version": COMPILER_VERSION, "compiles": report.compiles, "errors": report.errors}
+    if not report.compiles:
+        return {**facts, **{key: None for key in LINES}, "operators": []}
+    return {**facts, "on_chip_bytes": report.on_chip_bytes,
+            "on_chip_remaining_bytes": report.cache_bytes - report.on_chip_bytes,
+            "off_chip_bytes": report.off_chip_bytes, "subgraphs": 1 if report.mapped else 0,
+            "total_ops": len(report.ops), "edgetpu_ops": report.mapped, "cpu_ops": len(report.ops) - report.mapped,
+            "operators": [{"op": op, "count": count, "status": status} for op, count, status in report.rows()]}
+
+
+def analysis_json(report: EdgeTpuReport) -> dict:
+    """The summary plus every op's verdict and reason, and where the Edge TPU part ends."""
+    return {"summary": summary(report), "partition": report.partition, "ops": [op.to_json() for op in report.ops]}
 
 
 def render(report: EdgeTpuReport, model_name: str) -> str:

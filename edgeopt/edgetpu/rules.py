@@ -7,6 +7,7 @@ reasons are ours, so a user learns what to change.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -134,10 +135,7 @@ def _resize(op: Op) -> str | None:
 
 def _softmax(op: Op) -> str | None:
     shape = op.input(0).shape
-    elements = 1
-    for d in shape:
-        elements *= d
-    if sum(d > 1 for d in shape) > 1 or elements > SOFTMAX_MAX_ELEMENTS:
+    if sum(d > 1 for d in shape) > 1 or math.prod(shape) > SOFTMAX_MAX_ELEMENTS:
         return f"SOFTMAX of shape {list(shape)}: the Edge TPU needs a 1-D input of at most {SOFTMAX_MAX_ELEMENTS} values"
     return None
 

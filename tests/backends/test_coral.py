@@ -25,10 +25,10 @@ from edgeopt.errors import CompileError, UnsupportedOpError
 from edgeopt.progress import Progress
 from edgeopt.smoke import smoke
 from edgeopt.tflite.reader import read_tflite
+from edgetpu.test_log import fixture
 from lower.against_ort import GraphBuilder
 
 QUIET = Progress(quiet=True)
-LOGS = Path(__file__).parents[1] / "edgetpu" / "logs"
 
 
 def coral_build(source: dict, out: Path, **fields):
@@ -108,12 +108,8 @@ sys.exit({exit_code})
     return script
 
 
-def fixture_log(name: str) -> str:
-    return (LOGS / name).read_text().split("\n\n", 1)[1]
-
-
 def test_the_compiler_is_run_and_its_log_bundled(digits, tmp_path):
-    compiler = stand_in_compiler(tmp_path, fixture_log("fully_mapped_yolov7_tiny_search_delegate_1672.txt"))
+    compiler = stand_in_compiler(tmp_path, fixture("fully_mapped_yolov7_tiny_search_delegate_1672.txt"))
     result = coral_build(digits, tmp_path / "dist", edgetpu=EdgeTpuOptions(str(compiler), num_segments=2, timeout_s=60))
     edgetpu = result.manifest["artefact"]["edgetpu"]
     assert edgetpu["compiled"] == ["model_edgetpu.tflite"]
@@ -124,7 +120,7 @@ def test_the_compiler_is_run_and_its_log_bundled(digits, tmp_path):
 
 
 def test_a_compiler_failure_is_exit_7_in_its_own_words_with_no_bundle(digits, tmp_path):
-    compiler = stand_in_compiler(tmp_path, fixture_log("quantize_opcode_version3_879.txt"), exit_code=1)
+    compiler = stand_in_compiler(tmp_path, fixture("quantize_opcode_version3_879.txt"), exit_code=1)
     with pytest.raises(CompileError, match="Didn't find op for builtin opcode 'QUANTIZE' version '3'") as info:
         coral_build(digits, tmp_path / "dist", edgetpu=EdgeTpuOptions(str(compiler)))
     assert info.value.exit_code == 7 and not (tmp_path / "dist").exists()
