@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from edgeopt.errors import EdgeoptError, ModelError, UnsupportedOpError
 from edgeopt.lower import _layout as layout
-from edgeopt.lower._fusions import find_fusions
+from edgeopt.ir.fusions import find_fusions
 from edgeopt.lower._model import LoweredModel, Port, Step
 from edgeopt.lower._table import OPS
 

@@ -3,7 +3,8 @@
 Importing this package registers every pass; `manager.run_passes` runs them.
 """
 
-from edgeopt.passes import bn_folding, constant_folding, identity_removal, transpose_cancel  # noqa: F401  (registration)
+from edgeopt.passes import (  # noqa: F401  (registration)
+    bn_folding, constant_folding, edgetpu_activations, identity_removal, split_fully_connected, transpose_cancel)
 from edgeopt.passes.base import REGISTRY, Pass, PassConfig, PassReport, make_pass, register
 from edgeopt.passes.manager import CLEANUP_ORDER, run_passes
 

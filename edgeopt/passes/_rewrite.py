@@ -56,3 +56,22 @@ def remove_unused_initializers(graph: ir.Graph, candidates: Iterable[ir.Value | 
         if (value is not None and value.is_initializer() and not value.uses()
                 and not value.is_graph_input() and not value.is_graph_output()):
             del graph.initializers[value.name]
+
+
+def fresh_name(graph: ir.Graph, base: str) -> str:
+    """`base`, or `base_N`, whichever no input, initializer or node output of `graph` uses."""
+    taken = {v.name for v in graph.inputs} | set(graph.initializers)
+    taken |= {v.name for node in graph.all_nodes() for v in node.outputs}
+    name, counter = base, 0
+    while name in taken:
+        counter += 1
+        name = f"{base}_{counter}"
+    return name
+
+
+def add_initializer(graph: ir.Graph, array: np.ndarray, base: str) -> ir.Value:
+    """A new constant in `graph` under a fresh name."""
+    name = fresh_name(graph, base)
+    value = ir.val(name, const_value=ir.tensor(array, name=name))
+    graph.register_initializer(value)
+    return value

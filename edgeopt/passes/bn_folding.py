@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from edgeopt.passes._rewrite import constant_array, is_onnx_op, remove_unused_initializers, replace_value
+from edgeopt.passes._rewrite import (add_initializer, constant_array, is_onnx_op, remove_unused_initializers,
+                                     replace_value)
 from edgeopt.passes.base import Pass, register
 
 
@@ -41,21 +42,8 @@ def _bias_input(producer: ir.Node) -> ir.Value | None:
     return producer.inputs[2] if len(producer.inputs) > 2 else None
 
 
-def _fresh_name(graph: ir.Graph, base: str) -> str:
-    taken = {v.name for v in graph.inputs} | set(graph.initializers)
-    taken |= {v.name for node in graph.all_nodes() for v in node.outputs}
-    name, counter = base, 0
-    while name in taken:
-        counter += 1
-        name = f"{base}_{counter}"
-    return name
-
-
 def _set_constant_input(node: ir.Node, index: int, array: np.ndarray, name_base: str) -> None:
-    graph = node.graph
-    name = _fresh_name(graph, name_base)
-    value = ir.val(name, const_value=ir.tensor(array, name=name))
-    graph.register_initializer(value)
+    value = add_initializer(node.graph, array, name_base)
     if len(node.inputs) <= index:
         node.resize_inputs(index + 1)
     node.replace_input_with(index, value)

@@ -6,6 +6,8 @@ is broadcast ONNX-style and re-laid to match.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -63,7 +65,8 @@ def _power(x, y):
     return tf.cast(tf.pow(tf.cast(x, tf.float64), tf.cast(y, tf.float64)), x.dtype)  # ONNX: the base's type
 
 
-BINARY = {"Add": tf.add, "Sub": tf.subtract, "Mul": tf.multiply, "Div": _truncating_divide, "Pow": _power}
+BINARY = {"Add": tf.add, "Sub": tf.subtract, "Mul": tf.multiply, "Div": _truncating_divide, "Pow": _power,
+          "Max": tf.maximum, "Min": tf.minimum, "Sum": tf.add}  # the last three are variadic: folded pairwise
 
 
 def broadcast_operands(ctx, indices):
@@ -114,7 +117,7 @@ def binary(ctx):
         if x.rank >= exponent.ndim:  # the exponent does not broadcast x up
             ctx.emit(fn, [ctx.tensor(0, None, keep_order=True)], x.perm, orders=[x.order])
             return
-    keys, preps, perm = broadcast_operands(ctx, [0, 1])
+    keys, preps, perm = broadcast_operands(ctx, list(range(ctx.input_count)))
     fn = BINARY[ctx.node.op_type]
     present = [k for k in keys if k is not None]
-    ctx.emit(lambda *ts: fn(*apply_preps(ts, preps)), present, perm)
+    ctx.emit(lambda *ts: functools.reduce(fn, apply_preps(ts, preps)), present, perm)

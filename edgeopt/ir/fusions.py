@@ -1,4 +1,5 @@
-"""Node groups that lower better as one TF op than op by op.
+"""Node groups that mean one op: the lowering emits them as that op (one TF op), and the
+Edge TPU activation rewrite replaces them as a whole.
 
 Exporters spell some activations out in primitives; TFLite has a single builtin for them,
 with int8 kernels, while the primitives (ERF) have none. A fusion names the group's last
