@@ -59,17 +59,20 @@ def edgetpu_options(command):
                      help="coral: split into N segments for pipelining across N Edge TPUs (compiler -n)."),
         click.option("--edgetpu-timeout", type=click.IntRange(min=1), default=180, show_default=True, metavar="S",
                      help="coral: compiler timeout in seconds."),
+        click.option("--edgetpu-fix", is_flag=True,
+                     help="coral: rewrite what keeps ops off the Edge TPU (activations it lacks, fully connected "
+                          "layers streamed off-chip, a post-processing tail moved to the CPU) and report the cost."),
     )):
         command = option(command)
     return command
 
 
-def _edgetpu_options(target, compiler, require, segments, timeout):
+def _edgetpu_options(target, compiler, require, segments, timeout, fix):
     from edgeopt.edgetpu.compiler import EdgeTpuOptions
 
-    if target != "coral" and (compiler or require or segments):
+    if target != "coral" and (compiler or require or segments or fix):
         raise UsageError("--edgetpu-* flags are for --target coral", hint="Drop them, or build with --target coral.")
-    return EdgeTpuOptions(compiler, require, segments, timeout)
+    return EdgeTpuOptions(compiler, require, segments, timeout, fix)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -105,11 +108,11 @@ def cli():
 @json_option
 def build(model, target, quant, io_dtype, calibration_method, bias_correction, profile, calib, eval_data, max_drop,
           input_shape, module, trust_pickle, preprocess, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments,
-          edgetpu_timeout, out, name, quiet, json_output):
+          edgetpu_timeout, edgetpu_fix, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
-    from edgeopt.report import fidelity_table, passes_table
+    from edgeopt.report import edgetpu_fix_lines, fidelity_table, passes_table
 
     if not model:
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
@@ -119,7 +122,8 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
         bias_correction=bias_correction, profile=profile, calib=calib, eval=eval_data,
         max_drop=max_drop, input_shapes=parse_input_shapes_cli(input_shape), module=module,
         trust_pickle=trust_pickle, preprocess=preprocess_items, out=Path(out), name=name,
-        edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout),
+        edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout,
+                                 edgetpu_fix),
     )
     result = run_build(request, Progress(quiet=quiet or json_output))
     if json_output:
@@ -134,6 +138,9 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
         if log in result.artefact.files:
             screen.print(escape(result.artefact.files[log].decode()))
             break
+    fix = result.manifest["artefact"].get("edgetpu", {}).get("fix")
+    if fix:
+        screen.print(escape("\n".join(edgetpu_fix_lines(fix))))
     if result.size_check:
         screen.print(render(result.size_check))
     screen.print(f"[bold green]bundle[/] {result.bundle.directory}\n[bold green]tarball[/] {result.bundle.tarball} "

@@ -83,3 +83,21 @@ def smoke_table(report: dict) -> Table:
     table.caption = (f"latency p50 {lat['p50']:.3f} ms, p90 {lat['p90']:.3f} ms ({lat['runs']} runs, "
                      f"{report['threads']} thread(s)); peak RSS {report['peak_rss_mib']:.1f} MiB")
     return table
+
+
+def edgetpu_fix_lines(fix: dict) -> list[str]:
+    """What --edgetpu-fix changed, what it cost in float, and what it could not fix."""
+    lines = ["Edge TPU fix (--edgetpu-fix):"]
+    lines += [f"  changed: {change}" for change in fix["changes"]] or ["  nothing to change"]
+    cost = fix["float_cost"]
+    if cost:
+        sqnr = "exact" if cost["sqnr_db"] is None else f"{cost['sqnr_db']:.1f} dB"
+        agreement = "" if cost["top1_agreement"] is None else f", top-1 agreement {cost['top1_agreement']:.2%}"
+        lines.append(f"  float cost on {cost['samples']} calibration samples: SQNR {sqnr}, "
+                     f"max abs error {cost['max_abs_error']:.3g}{agreement}")
+    for stage in fix["stages"]:
+        lines.append(f"  predicted, {stage['stage']}: {stage['edgetpu_ops']} of {stage['total_ops']} ops on the "
+                     f"Edge TPU, {stage['off_chip_bytes']:,} B of parameters off-chip")
+    if fix["not_fixed"]:
+        lines.append(f"  not fixed: {fix['not_fixed']}")
+    return lines

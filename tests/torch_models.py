@@ -63,3 +63,22 @@ class AttentionBlock(nn.Module):
 def attention_block() -> nn.Module:
     torch.manual_seed(0)
     return AttentionBlock().eval()
+
+
+class EdgeTpuTroubleNet(nn.Module):
+    """What keeps a model off the Edge TPU, in small: LeakyReLU and GELU (no Edge TPU kernels),
+    a wide fully connected layer (the second output), and a Softmax over channels at the end of
+    the first output (segmentation-style). `conv_after_softmax` puts a weighted layer after
+    the Softmax, which no fix can move to the CPU."""
+
+    def __init__(self, conv_after_softmax: bool = False):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.1), nn.Conv2d(8, 8, 3, padding=1),
+                                  nn.GELU())
+        self.segment = nn.Conv2d(8, 4, 1)
+        self.wide = nn.Linear(8 * 8 * 8, 256)
+        self.after = nn.Conv2d(4, 4, 1) if conv_after_softmax else nn.Identity()
+
+    def forward(self, image):
+        features = self.stem(image)
+        return self.after(torch.softmax(self.segment(features), dim=1)), self.wide(features.flatten(1))

@@ -4,6 +4,8 @@ when this machine has it. Without it the bundle holds the Edge TPU-ready model, 
 and the one command that finishes the job on an x86-64 Linux host.
 
 The host verifies model.tflite on the CPU: the Edge TPU runs the same int8 graph.
+`--edgetpu-fix` rewrites the model first (edgeopt/edgetpu/fix.py); when it cuts a tail off,
+the bundle also holds cpu_tail.tflite (float), which the runner chains after the Edge TPU part.
 """
 
 from __future__ import annotations
@@ -12,15 +14,21 @@ import json
 import shlex
 
 from edgeopt.backends.base import Artefact, Backend, CompileOptions
-from edgeopt.backends.tflite import calibrate_and_convert, tflite_artefact
+from edgeopt.backends.tflite import FLOAT_TOLERANCE, calibrate_and_convert, device_module, model_layout, tflite_artefact
 from edgeopt.edgetpu import analyse, analysis_json, render
 from edgeopt.edgetpu.compiler import command, find_compiler, run_compiler
+from edgeopt.edgetpu.fix import fix_for_edgetpu
+from edgeopt.ir.cut import Cut
 from edgeopt.errors import CompileError, UnsupportedOpError
 from edgeopt.ir import input_specs
 from edgeopt.tflite.reader import read_tflite
 
 MODEL_FILE = "model.tflite"
 ANALYSIS_JSON, ANALYSIS_LOG, COMPILER_LOG = "edgetpu_analysis.json", "edgetpu_analysis.log", "edgetpu_compiler.log"
+TAIL_FILE = "cpu_tail.tflite"
+# A tail output moves at most this many times as far as the head outputs it reads (Softmax,
+# LogSoftmax, Sigmoid and the like are 1- or 2-Lipschitz): golden tolerances scale with it.
+TAIL_GAIN = 2.0
 
 
 def _require_batch_one(model) -> None:
@@ -44,8 +52,15 @@ class CoralBackend(Backend):
 
     def compile(self, model, options: CompileOptions) -> Artefact:
         _require_batch_one(model)
-        data, lowered, info = calibrate_and_convert(model, options)
-        report = analyse(read_tflite(data), options.param_cache_bytes)
+        output_names = [o.name for o in model.graph.outputs]
+        fixed = None
+        if options.edgetpu.fix:
+            fixed = fix_for_edgetpu(model, lambda m: calibrate_and_convert(m, options), options.param_cache_bytes,
+                                    options.calibration)
+            (data, lowered, info), report = fixed.converted, fixed.report
+        else:
+            data, lowered, info = calibrate_and_convert(model, options)
+            report = analyse(read_tflite(data), options.param_cache_bytes)
         if not report.compiles:
             raise CompileError(f"coral: edgetpu_compiler would refuse the converted model: {'; '.join(report.errors)}",
                                hint="Report this: edgeopt's conversion should never produce such a model.")
@@ -62,6 +77,34 @@ class CoralBackend(Backend):
             files.update(compiled.files)
             files[COMPILER_LOG] = compiled.text.encode()
             edgetpu.update(compiled=sorted(compiled.files), compiler=compiled.log.summary())
+        if fixed is not None:
+            edgetpu["fix"] = fixed.to_json()
         artefact = tflite_artefact(data, lowered, "int8", {**info, "edgetpu": edgetpu})
         artefact.files.update(files)
-        return artefact
+        return _with_cpu_tail(artefact, fixed.cut, output_names) if fixed and fixed.cut else artefact
+
+
+def _with_cpu_tail(head: Artefact, cut: Cut, output_names: list[str]) -> Artefact:
+    """The Edge TPU part followed by the tail, converted to float TFLite, as one artefact."""
+    from edgeopt.lower import lower
+    from edgeopt.tflite.convert import convert
+
+    lowered = lower(cut.tail)
+    data = convert(lowered, "float32")
+    tail = tflite_artefact(data, lowered, "float32", {})
+    entry = {"file": TAIL_FILE, "nodes": [n.name for n in cut.tail.graph], "head_outputs": head.outputs,
+             "inputs": tail.inputs, "outputs": tail.outputs}
+    specs = {s["name"]: s for s in head.outputs + tail.outputs}
+    outputs = [specs[name] for name in output_names]
+    head_tolerance = {s["name"]: t for s, t in zip(head.outputs, head.tolerances)}
+    crossing_atol = max(head_tolerance[name]["atol"] for name in cut.crossing)
+    tail_tolerance = {"atol": TAIL_GAIN * crossing_atol + FLOAT_TOLERANCE["atol"], "rtol": FLOAT_TOLERANCE["rtol"]}
+    litert = device_module("tflite", "litert_model")
+    run_device = device_module("coral", "cpu_tail").chain(
+        litert.load(head.files[head.main], head.inputs, head.outputs), litert.load(data, tail.inputs, tail.outputs),
+        entry, outputs)
+    head.info["edgetpu"]["cpu_tail"] = entry
+    return Artefact(files={**head.files, TAIL_FILE: data}, main=head.main, inputs=head.inputs, outputs=outputs,
+                    run=model_layout(run_device, head.inputs, outputs),
+                    tolerances=[head_tolerance.get(name, tail_tolerance) for name in output_names],
+                    info=head.info, weight_bytes=head.weight_bytes)

@@ -61,6 +61,15 @@ def _output_step(model: TfliteModel, spec: dict, tensor: int) -> float | None:
     return None
 
 
+def model_layout(run_device, inputs: list[dict], outputs: list[dict]):
+    """A run that takes and returns ONNX-layout arrays, around one in the device's layout."""
+    def run(feeds):
+        device = {s["name"]: np.transpose(feeds[s["name"]], s["perm"]) if s["perm"] else feeds[s["name"]] for s in inputs}
+        return [np.transpose(y, np.argsort(s["perm"])) if s["perm"] else y for y, s in zip(run_device(device), outputs)]
+
+    return run
+
+
 def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
     """Artefact of a converted model: I/O specs from the interpreter, and a host executor that
     takes and returns ONNX-layout float arrays (transposing to and from the TF layout)."""
@@ -71,12 +80,7 @@ def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
     inputs = _io_specs(lowered.inputs, runner.get_input_details())
     outputs = _io_specs(lowered.outputs, output_details)
     model = read_tflite(data)
-    run_device = litert.load(data, inputs, outputs, threads=1)
-
-    def run(feeds):
-        device = {s["name"]: np.transpose(feeds[s["name"]], s["perm"]) if s["perm"] else feeds[s["name"]] for s in inputs}
-        return [np.transpose(y, np.argsort(s["perm"])) if s["perm"] else y for y, s in zip(run_device(device), outputs)]
-
+    run = model_layout(litert.load(data, inputs, outputs, threads=1), inputs, outputs)
     tolerances = []
     for spec in outputs:
         step = _output_step(model, spec, output_details[spec["device_name"]]["index"]) if quant == "int8" else None

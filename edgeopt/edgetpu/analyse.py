@@ -28,6 +28,7 @@ class OpVerdict:
     status: str
     reason: str = ""
     parameter_bytes: int = 0
+    off_chip: bool = False  # its parameters are streamed from host memory
 
     @property
     def mapped(self) -> bool:
@@ -35,7 +36,7 @@ class OpVerdict:
 
     def to_json(self) -> dict:
         return {"index": self.index, "op": self.opcode, "status": self.status, "reason": self.reason,
-                "parameter_bytes": self.parameter_bytes}
+                "parameter_bytes": self.parameter_bytes, "off_chip": self.off_chip}
 
 
 @dataclass
@@ -123,4 +124,5 @@ def analyse(model: TfliteModel, cache_bytes: int = DEFAULT_CACHE_BYTES) -> EdgeT
                 report.on_chip_bytes += op.parameter_bytes
             else:
                 report.off_chip_bytes += op.parameter_bytes
+                op.off_chip = True
     return report

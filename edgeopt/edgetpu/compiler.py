@@ -26,6 +26,7 @@ class EdgeTpuOptions:
     require_compiler: bool = False
     num_segments: int | None = None
     timeout_s: int = DEFAULT_TIMEOUT_S
+    fix: bool = False  # --edgetpu-fix: rewrite the model until it maps whole (edgeopt/edgetpu/fix.py)
 
 
 @dataclass

@@ -29,6 +29,29 @@ def node_of(lowered: LoweredModel, text: str) -> str | None:
     return max(found, key=lambda s: len(s.name)).node if found else None
 
 
+def op_node(lowered: LoweredModel, model: TfliteModel, op) -> str | None:
+    """The ONNX node a converted op came from. Its outputs carry the node's TF name scope,
+    unless the op makes a graph output (renamed after the signature; a requantizing QUANTIZE
+    may stand between): then the node is the one that produced that output. Last resort:
+    the op's constants, which keep their scope."""
+    node = node_of(lowered, " ".join(model.tensor(i).name for i in op.outputs))
+    if node:
+        return node
+    tensor = op.outputs[0]
+    while tensor not in model.signature_outputs.values():
+        consumer = next((o for o in model.operators if tensor in o.inputs and o.opcode in EDGE_OPS), None)
+        if consumer is None:
+            break
+        tensor = consumer.outputs[0]
+    signature = {index: name for name, index in model.signature_outputs.items()}
+    port = next((p for p in lowered.outputs if p.tf_name == signature.get(tensor)), None)
+    step = next((s for s in lowered.steps if port is not None and port.key in s.outputs), None)
+    if step is not None:
+        return step.node
+    constants = [model.tensor(i) for i in op.inputs if i >= 0 and model.tensor(i).constant]
+    return node_of(lowered, " ".join(t.name for t in constants))
+
+
 def _configure(converter, quant: str, representative, io_dtype: str) -> None:
     import tensorflow as tf
 
@@ -67,9 +90,7 @@ def float_ops_in_int8(lowered: LoweredModel, model: TfliteModel) -> list[str]:
             continue
         tensors = [model.tensor(i) for i in (*op.inputs, *op.outputs) if i >= 0]
         if any(t.dtype == "FLOAT32" and not t.constant for t in tensors):
-            # an op's outputs carry its node's scope, unless they are graph outputs; then its constants do
-            node = (node_of(lowered, " ".join(model.tensor(i).name for i in op.outputs))
-                    or node_of(lowered, " ".join(t.name for t in tensors if t.constant)))
+            node = op_node(lowered, model, op)
             found.append(f"{op.opcode}" + (f" (node {node!r})" if node else ""))
     return found
 

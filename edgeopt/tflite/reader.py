@@ -59,6 +59,7 @@ class TfliteModel:
     outputs: list[int]
     subgraphs: int
     size: int
+    signature_outputs: dict[str, int] = field(default_factory=dict)  # signature output name -> tensor
 
     def op_counts(self) -> Counter:
         return Counter(op.opcode for op in self.operators)
@@ -129,5 +130,7 @@ def read_tflite(source: bytes | Path) -> TfliteModel:
         name = (code.customCode or b"").decode() if opcodes.get(builtin) == "CUSTOM" else opcodes.get(builtin, str(builtin))
         operators.append(OperatorInfo(i, name, int(code.version), tuple(int(x) for x in op.inputs),
                                       tuple(int(x) for x in op.outputs), _options(op)))
+    signature = (model.signatureDefs or [None])[0]
+    signature_outputs = {o.name.decode(): int(o.tensorIndex) for o in (signature.outputs or [])} if signature else {}
     return TfliteModel(tensors, operators, [int(x) for x in graph.inputs], [int(x) for x in graph.outputs],
-                       len(model.subgraphs), len(data))
+                       len(model.subgraphs), len(data), signature_outputs)

@@ -3,7 +3,9 @@
 Uses the compiled model (model_edgetpu.tflite) with the Edge TPU delegate, found through
 pycoral, else tflite_runtime or ai_edge_litert with libedgetpu. Without an Edge TPU (or
 without a compiled model in the bundle) it runs model.tflite on the CPU and says so: same
-results, CPU speed. Needs numpy and tflite-runtime (Coral's Debian packages) or ai-edge-litert.
+results, CPU speed. A bundle built with --edgetpu-fix may hold cpu_tail.tflite, the float
+ops cut off the end of the model: they run on the CPU after the Edge TPU part (cpu_tail.py).
+Needs numpy and tflite-runtime (Coral's Debian packages) or ai-edge-litert.
 """
 
 import importlib
@@ -13,6 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from cpu_tail import chain  # noqa: E402
 from edgeopt_runner import main  # noqa: E402
 from litert_model import interpreter_class, load  # noqa: E402
 
@@ -59,8 +62,13 @@ def choose(manifest):
 
 def load_model(bundle, manifest, threads):
     model_file, runtime, interpreter_type, delegates = choose(manifest)
-    run = load(os.path.join(bundle, model_file), manifest["inputs"], manifest["outputs"], threads, delegates,
+    tail = manifest["artefact"]["edgetpu"].get("cpu_tail")
+    head_outputs = tail["head_outputs"] if tail else manifest["outputs"]
+    run = load(os.path.join(bundle, model_file), manifest["inputs"], head_outputs, threads, delegates,
                interpreter_type)
+    if tail:
+        run_tail = load(os.path.join(bundle, tail["file"]), tail["inputs"], tail["outputs"], threads)
+        return chain(run, run_tail, tail, manifest["outputs"]), runtime + " + CPU tail"
     return run, runtime
 
 
