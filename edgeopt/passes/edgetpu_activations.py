@@ -2,12 +2,13 @@
 
 edgetpu_compiler 16 has no kernel for LEAKY_RELU or GELU (they are not in the supported-ops
 table, https://coral.ai/docs/edgetpu/models-intro/#supported-operations), and the first op it
-cannot map sends every later op to the CPU. MAXIMUM, MUL, LOGISTIC and PRELU are in the table.
+cannot map sends every later op to the CPU. MUL, ADD, RELU and LOGISTIC are in the table.
+(Not Max(x, alpha * x): TFLite int8 MAXIMUM gives its inputs its output's scale, which clips
+the negative side of x.)
 
 | op | becomes | cost |
 |---|---|---|
-| LeakyRelu, 0 <= alpha <= 1 | Max(x, alpha * x) | none: the same function |
-| LeakyRelu, other alpha | PRelu(x, alpha) | none: the same function |
+| LeakyRelu | PRelu(x, alpha), lowered to MUL, RELU, MUL, ADD | none: the same function |
 | Gelu, and the Erf form exporters spell out | x * Sigmoid(1.702 x) | at most 0.021 per value (the sigmoid approximation of Hendrycks & Gimpel, arXiv:1606.08415, section 2) |
 
 ELU, SELU and Softplus need EXP, which the Edge TPU lacks too: they are left for the tail
@@ -43,12 +44,7 @@ def _scalar(graph: ir.Graph, value: float, name: str) -> ir.Value:
 
 def _leaky_relu(graph: ir.Graph, x: ir.Value, attributes: dict, name: str):
     alpha = attributes.get("alpha", 0.01)
-    if 0.0 <= alpha <= 1.0:
-        scaled = ir.node("Mul", [x, _scalar(graph, alpha, f"{name}.alpha")], name=f"{name}.scale")
-        top = ir.node("Max", [x, scaled.outputs[0]], name=name)
-        return [scaled, top], f"Max(x, {alpha:g} * x)"
-    slope = _scalar(graph, alpha, f"{name}.slope")
-    return [ir.node("PRelu", [x, slope], name=name)], f"PRelu(x, {alpha:g})"
+    return [ir.node("PRelu", [x, _scalar(graph, alpha, f"{name}.slope")], name=name)], f"PRelu(x, {alpha:g})"
 
 
 def _gelu(graph: ir.Graph, x: ir.Value, attributes: dict, name: str):

@@ -46,9 +46,13 @@ def leaky_relu(ctx):
 @lowers("PRelu", layout="any")
 def prelu(ctx):
     x = ctx.input(0)
-    slope = ctx.variable("slope", broadcast_const(ctx.const(1, "slope"), x.rank, x.perm))
-    # max/min form: the relu(-x) form puts a float NEG into int8 models
-    ctx.emit(lambda t: tf.maximum(t, 0.0) + slope * tf.minimum(t, 0.0), [ctx.tensor(0, x.perm)], x.perm)
+    slope = broadcast_const(ctx.const(1, "slope"), x.rank, x.perm)
+    keep = ctx.variable("keep", (1.0 - slope).astype(np.float32))
+    slope = ctx.variable("slope", slope)
+    # slope*x + (1-slope)*relu(x): each op keeps its own int8 range. The relu(-x) form puts a
+    # float NEG into int8 models, and in max(x,0) + slope*min(x,0) the converter gives MINIMUM's
+    # input its output range (TFLite int8 MINIMUM/MAXIMUM share one scale), clipping x at 0.
+    ctx.emit(lambda t: slope * t + keep * tf.nn.relu(t), [ctx.tensor(0, x.perm)], x.perm)
 
 
 def _hard_sigmoid(alpha: float, beta: float):
