@@ -85,3 +85,17 @@ def test_attention_block_pt2(tmp_path, quant, min_sqnr):
     assert result.fidelity.sqnr_db > min_sqnr and result.fidelity.top1_agreement >= 0.9
     ops = ops_of(result)
     assert ops.count("GELU") == 1 and "ERF" not in ops  # the exporter's erf pattern, fused
+
+
+def test_prelu_keeps_both_sides_in_int8(tmp_path):
+    """A per-channel PReLU between convs: int8 keeps its negative and positive sides (a form
+    whose MINIMUM shared its scale with the conv output once clipped x at 0: ~1 dB)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.PReLU(8), torch.nn.Conv2d(8, 4, 3)).eval()
+    for slope in net[1].parameters():
+        slope.data.uniform_(0.05, 0.3)
+    torch.export.save(torch.export.export(net, (torch.randn(1, 3, 8, 8),)), tmp_path / "prelu.pt2")
+    np.savez(tmp_path / "calib.npz", input=np.random.default_rng(0).standard_normal((80, 3, 8, 8)).astype(np.float32))
+    result = tflite_build(tmp_path / "prelu.pt2", tmp_path, quant="int8", calib=str(tmp_path / "calib.npz"))
+    assert result.fidelity.sqnr_db > 30
+    assert {"RELU", "MUL", "ADD"} <= set(ops_of(result)) and "MINIMUM" not in ops_of(result)
