@@ -158,6 +158,16 @@ def _squeeze(op: Op) -> str | None:
     return None
 
 
+def _quantize(op: Op) -> str | None:
+    """Float in: the model's float input quantized on the CPU. Compiler 15 logs report it so
+    (f0cal/google-coral#20; system-software-lab/nrf20's mnist4 log, tests/edgetpu/logs/)."""
+    source = op.input(0)
+    if source is not None and source.dtype not in INT8_TYPES:
+        return (f"QUANTIZE from {source.dtype} '{source.name}': float input is quantized on the CPU; "
+                "build with --io-dtype uint8 or int8 so the Edge TPU takes the input as it is")
+    return None
+
+
 def _transpose(op: Op) -> str | None:
     return ("compiler 16 lists TRANSPOSE but leaves it unmapped in cases Coral does not document "
             "(google-coral/edgetpu#433); lay the model out NHWC so no TRANSPOSE is needed")
@@ -167,11 +177,12 @@ def _transpose(op: Op) -> str | None:
 class Rule:
     check: Check | None
     source: str
+    checks_types: bool = False  # the check decides about float tensors itself (before the data-type rule)
 
 
 RULES: dict[str, Rule] = {
     **{op: Rule(None, MODELS_INTRO) for op in (
-        "ADD", "EXPAND_DIMS", "L2_NORMALIZATION", "LOGISTIC", "MAXIMUM", "MINIMUM", "MUL", "QUANTIZE", "RELU", "RELU6",
+        "ADD", "EXPAND_DIMS", "L2_NORMALIZATION", "LOGISTIC", "MAXIMUM", "MINIMUM", "MUL", "RELU", "RELU6",
         "RELU_N1_TO_1", "SLICE", "SPACE_TO_DEPTH", "SPLIT", "SUB", "TANH", "TRANSPOSE_CONV", "RESHAPE", "HARD_SWISH",
         "DEPTH_TO_SPACE", "LSTM")},
     "AVERAGE_POOL_2D": Rule(_no_fused_activation, MODELS_INTRO),
@@ -191,6 +202,7 @@ RULES: dict[str, Rule] = {
     "SOFTMAX": Rule(_softmax, OLD_MODELS_INTRO),
     "SQUEEZE": Rule(_squeeze, OLD_MODELS_INTRO),
     "STRIDED_SLICE": Rule(_strided_slice, OLD_MODELS_INTRO),
+    "QUANTIZE": Rule(_quantize, MODELS_INTRO, checks_types=True),
     "TRANSPOSE": Rule(_transpose, "https://github.com/google-coral/edgetpu/issues/433"),
     # not in the table, but logs report a float DEQUANTIZE by its data type (google-coral/edgetpu#490)
     "DEQUANTIZE": Rule(None, "https://github.com/google-coral/edgetpu/issues/490"),
@@ -218,7 +230,7 @@ def verdict(op: Op) -> tuple[str, str]:
     rule = RULES.get(op.opcode)
     if rule is None:
         return NOT_SUPPORTED, f"{op.opcode} has no Edge TPU kernel ({MODELS_INTRO})"
-    reason = _data_type(op)
+    reason = None if rule.checks_types else _data_type(op)
     if reason:
         return DATA_TYPE, reason
     reason = _rank(op) or (rule.check(op) if rule.check else None)
