@@ -18,9 +18,9 @@ from edgeopt.backends.tflite import FLOAT_TOLERANCE, calibrate_and_convert, devi
 from edgeopt.edgetpu import analyse, analysis_json, render
 from edgeopt.edgetpu.compiler import command, find_compiler, run_compiler
 from edgeopt.edgetpu.fix import fix_for_edgetpu
-from edgeopt.ir.cut import Cut
 from edgeopt.errors import CompileError, UnsupportedOpError
 from edgeopt.ir import input_specs
+from edgeopt.ir.cut import Cut
 from edgeopt.tflite.reader import read_tflite
 
 MODEL_FILE = "model.tflite"

@@ -27,7 +27,8 @@ from edgeopt.edgetpu.rules import MAPPED
 from edgeopt.ir import input_specs, ort_session, to_bytes
 from edgeopt.ir.cut import Cut, cut_tail, downstream
 from edgeopt.passes import make_pass, run_passes
-from edgeopt.tflite.reader import read_tflite
+from edgeopt.tflite.reader import TfliteModel, read_tflite
+from edgeopt.verify import measure
 
 WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 COST_SAMPLES = 64
@@ -36,8 +37,7 @@ Convert = Callable[[ir.Model], tuple[bytes, object, dict]]  # calibrate_and_conv
 
 @dataclass
 class Fixed:
-    model: ir.Model  # what runs on the Edge TPU
-    converted: tuple[bytes, object, dict]  # (tflite, lowered, info) of `model`
+    converted: tuple[bytes, object, dict]  # (tflite, lowered, info) of what runs on the Edge TPU
     report: EdgeTpuReport
     cut: Cut | None = None
     changes: list[str] = field(default_factory=list)
@@ -61,8 +61,6 @@ def _ort(model: ir.Model | bytes):
 
 
 def _float_cost(original: bytes, rewritten: ir.Model, data: Dataset) -> dict:
-    from edgeopt.verify import measure
-
     batch = input_specs(rewritten)[0].shape[0]
     sample = data.subset(np.arange(min(COST_SAMPLES, data.size)), data.source)
     fidelity = measure(_ort(original), _ort(rewritten), sample, batch)
@@ -70,20 +68,18 @@ def _float_cost(original: bytes, rewritten: ir.Model, data: Dataset) -> dict:
             "sqnr_db": fidelity.to_json()["sqnr_db"], "max_abs_error": fidelity.max_abs_error}
 
 
-def _node(converted, index: int, model: ir.Model) -> ir.Node | None:
+def _node(converted, tflite: TfliteModel, index: int, model: ir.Model) -> ir.Node | None:
     """The model's node that converted op `index` came from."""
-    from edgeopt.tflite.convert import op_node
+    from edgeopt.tflite.convert import op_node  # imports TensorFlow: only when fixing
 
-    data, lowered, _ = converted
-    tflite = read_tflite(data)
-    name = op_node(lowered, tflite, tflite.operators[index])
+    name = op_node(converted[1], tflite, tflite.operators[index])
     return next((n for n in model.graph if n.name == name), None) if name else None
 
 
-def _try_cut(model: ir.Model, converted, report: EdgeTpuReport) -> tuple[Cut | None, str | None]:
+def _try_cut(model: ir.Model, converted, tflite: TfliteModel, report: EdgeTpuReport) -> tuple[Cut | None, str | None]:
     """Cut at the op where the Edge TPU part ends, when nothing weighted comes after it."""
     op = report.ops[report.partition]
-    start = _node(converted, report.partition, model)
+    start = _node(converted, tflite, report.partition, model)
     what = f"{op.opcode} ({op.status}: {op.reason})"
     if start is None:
         return None, f"{what} could not be traced to a node of the model"
@@ -103,17 +99,18 @@ def fix_for_edgetpu(model: ir.Model, convert: Convert, cache_bytes: int, calibra
     original = to_bytes(model)
     model, changes = _rewrite(model, "edgetpu-activations")
     converted = convert(model)
-    report = analyse(read_tflite(converted[0]), cache_bytes)
+    tflite = read_tflite(converted[0])
+    report = analyse(tflite, cache_bytes)
     stages = [_stage("activations rewritten" if changes else "as given", report)]
     if not report.compiles:
-        return Fixed(model, converted, report, changes=changes, stages=stages)
+        return Fixed(converted, report, changes=changes, stages=stages)
     streamed = [op.index for op in report.ops if op.off_chip and op.opcode == "FULLY_CONNECTED"]
-    layers = [n.name for n in (_node(converted, i, model) for i in streamed) if n is not None]
+    layers = [n.name for n in (_node(converted, tflite, i, model) for i in streamed) if n is not None]
     if layers:
         model, split = _rewrite(model, "split-fully-connected", {"nodes": layers, "max_weight_bytes": cache_bytes // 8})
         changes += split
     cost = _float_cost(original, model, calibration) if changes else None  # the cut below changes no value
-    cut, not_fixed = _try_cut(model, converted, report) if report.partition is not None else (None, None)
+    cut, not_fixed = _try_cut(model, converted, tflite, report) if report.partition is not None else (None, None)
     if cut is not None:
         first = next(iter(cut.tail.graph))
         changes.append(f"cut off {len(list(cut.tail.graph))} node(s) from '{first.name}' ({first.op_type}) on: "
@@ -126,4 +123,4 @@ def fix_for_edgetpu(model: ir.Model, convert: Convert, cache_bytes: int, calibra
     if not_fixed is None and report.mapped < len(report.ops):
         first = next(op for op in report.ops if op.status != MAPPED)
         not_fixed = f"{first.opcode} ({first.status}: {first.reason}) has no fix in edgeopt"
-    return Fixed(model, converted, report, cut, changes, not_fixed, cost, stages)
+    return Fixed(converted, report, cut, changes, not_fixed, cost, stages)
