@@ -27,19 +27,19 @@ class SplitFullyConnectedConfig(PassConfig):
     nodes: list[str] | None = None  # only these nodes; None: every one over the limit
 
 
-def _weight(node: ir.Node) -> tuple[np.ndarray, int] | None:
-    """The constant weight as [K, N] and the bias's column axis length, when `node` can split."""
+def _weight(node: ir.Node) -> np.ndarray | None:
+    """The constant weight as [K, N], when `node` can split."""
     weight = constant_array(node.inputs[1]) if len(node.inputs) > 1 else None
     if weight is None or weight.ndim != 2:
         return None
     if is_onnx_op(node, "MatMul"):
-        return weight, weight.shape[1]
+        return weight
     if is_onnx_op(node, "Gemm") and not node.attributes.get_int("transA", 0):
         kn = weight.T if node.attributes.get_int("transB", 0) else weight
         bias = node.inputs[2] if len(node.inputs) > 2 else None
         if bias is not None and constant_array(bias) is None:
             return None
-        return kn, kn.shape[1]
+        return kn
     return None
 
 
@@ -64,10 +64,10 @@ class SplitFullyConnected(Pass):
         graph, limit, wanted = model.graph, self.config.max_weight_bytes, self.config.nodes
         changes = []
         for node in list(graph):
-            found = _weight(node)
-            if found is None or (wanted is not None and node.name not in wanted):
+            kn = _weight(node)
+            if kn is None or (wanted is not None and node.name not in wanted):
                 continue
-            kn, columns = found
+            columns = kn.shape[1]
             pieces = math.ceil(kn.size / limit)
             if pieces < 2:
                 continue
