@@ -21,6 +21,7 @@ from edgeopt.tflite.reader import TfliteModel, read_tflite
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 IO_DTYPES = ("int8", "uint8", "float32")
 EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
+TF_LOG_LINE = re.compile(r"^[IW]\d{4} ")  # absl/glog info and warning lines
 
 
 def node_of(lowered: LoweredModel, text: str) -> str | None:
@@ -68,7 +69,9 @@ def _configure(converter, quant: str, representative, io_dtype: str) -> None:
         converter.inference_output_type = io
 
 
-def _conversion_error(lowered: LoweredModel, text: str, quant: str) -> Exception:
+def _conversion_error(lowered: LoweredModel, said: str, log: str, quant: str) -> Exception:
+    """Our error for a converter exception (`said`), with what it logged while it ran."""
+    text = f"{said}\n{log}"
     missing = re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
     node = node_of(lowered, text)
     where = f" (node {node!r})" if node else ""
@@ -77,9 +80,19 @@ def _conversion_error(lowered: LoweredModel, text: str, quant: str) -> Exception
         types = f" {signature.group(1)}" if signature else ""
         return UnsupportedOpError(f"TFLite has no builtin for TF op {missing[0]}{types}{where}",
                                   hint="Rewrite that op in the source model, or build with --target onnx.")
-    tail = "\n".join(line for line in text.strip().splitlines() if "error" in line.lower())[-600:] or text[-600:]
-    return CompileError(f"the TFLite converter failed ({quant}){where}: {tail}",
+    return CompileError(f"the TFLite converter failed ({quant}){where}: {_reason(said, log)}",
                         hint="Report this with the model attached; meanwhile try another --quant mode or --target onnx.")
+
+
+def _reason(said: str, log: str) -> str:
+    """The converter's own words: its exception's error lines, else the log's; never the
+    info/warning lines TensorFlow logs while loading (I0000 ..., W0000 ...)."""
+    for text in (said, log):
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not TF_LOG_LINE.match(line)]
+        errors = [line for line in lines if re.search(r"error|fail", line, re.IGNORECASE)]
+        if errors or lines:
+            return "\n".join(errors or lines)[-600:]
+    return "(it said nothing)"
 
 
 def float_ops_in_int8(lowered: LoweredModel, model: TfliteModel) -> list[str]:
@@ -106,7 +119,7 @@ def convert(lowered: LoweredModel, quant: str, *, representative: Callable[[], I
         with captured_output() as log:
             data = converter.convert()
     except Exception as exc:
-        raise _conversion_error(lowered, f"{exc}\n{log.text}", quant) from None
+        raise _conversion_error(lowered, str(exc), log.text, quant) from None
     if quant == "int8":
         floats = float_ops_in_int8(lowered, read_tflite(data))
         if floats:
