@@ -49,8 +49,8 @@ def test_bundle_contents_and_manifest(int8_build):
     assert manifest["calibration"]["samples"] == 200
     assert manifest["artefact"]["bytes"] == (directory / "model.onnx").stat().st_size
     assert manifest["size_check"]["rows"][0]["check"] == "storage"
-    assert [p["name"] for p in manifest["passes"]] == ["fold-constants", "remove-identity", "fold-batchnorm",
-                                                       "cancel-transposes"]
+    assert [p["name"] for p in manifest["passes"]] == ["fold-constants", "remove-identity", "gather-to-reshape",
+                                                       "fold-batchnorm", "cancel-transposes"]
     assert manifest["golden"]["samples"] == 8
     weights = manifest["analysis"]["artefact"]["param_bytes"]
     assert weights.get("int8", 0) > 0.7 * manifest["analysis"]["source"]["param_bytes"]["float32"] / 4

@@ -10,7 +10,7 @@ from edgeopt.passes.base import Pass, PassReport, make_pass
 
 # Order matters: folding first exposes constant BN/Conv inputs and static shapes;
 # removing identities exposes adjacent transposes.
-CLEANUP_ORDER = ["fold-constants", "remove-identity", "fold-batchnorm", "cancel-transposes"]
+CLEANUP_ORDER = ["fold-constants", "remove-identity", "gather-to-reshape", "fold-batchnorm", "cancel-transposes"]
 
 
 def run_passes(model: ir.Model, requested: list[Pass] | None = None, cleanup: bool = True) -> tuple[ir.Model, list[PassReport]]:
