@@ -3,8 +3,8 @@
 The dynamo exporter writes `x.view(n, -1)` on a pooled tensor as Reshape -> Gather -> Reshape
 ("as_strided"), where the Gather's indices are 0..n-1 laid out in the pooled shape. That
 Gather costs a GATHER op and stores an int64 table as large as the tensor (10 KB in
-EfficientNet-Lite0, twice the int8 file's margin under its size bound). As a Reshape it
-costs nothing: consecutive reshapes fold.
+EfficientNet-Lite0, whose int8 file had 6 KB to spare under its size bound). As a Reshape
+it costs nothing: consecutive reshapes fold.
 """
 
 from __future__ import annotations

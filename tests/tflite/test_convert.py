@@ -13,9 +13,9 @@ from lower.against_ort import GraphBuilder
 
 
 def test_a_failing_calibration_run_is_exit_7_with_the_converters_reason():
-    """Calibration samples already in NHWC get transposed once more, so the converter's own
-    calibration run cannot broadcast the per-channel conv bias. `edgeopt build` refuses such
-    data before converting (exit 9); convert() itself must still report the crash clearly."""
+    """Calibration samples already in NHWC get transposed once more, so in the converter's own
+    calibration run the conv sees the wrong channel count. `edgeopt build` refuses such data
+    before converting (exit 9); convert() itself must still report the failure clearly."""
     g = GraphBuilder()
     g.conv(g.input("x", (1, 3, 4, 6)), 3, 4, kernel=1, name="y")
     lowered = lower(ir.from_proto(g.model(["y"])))
