@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnx.numpy_helper
 
 from edgeopt.errors import ModelError, UsageError
 from edgeopt.frontends.base import OPSET, FrontendOptions, LoadedModel, normalize, resolve_shapes
@@ -33,17 +35,41 @@ def _convert(run, specs: list[TensorSpec], path: Path, fmt: str) -> LoadedModel:
     """Trace `run` at the resolved static shapes with tf2onnx, then normalise."""
     tf, tf2onnx = _tf()
     signature = [tf.TensorSpec(s.shape, s.dtype, name=s.name) for s in specs]
+    function = tf.function(run)
     try:
         with captured_output():
-            proto, _ = tf2onnx.convert.from_function(tf.function(run), input_signature=signature, opset=OPSET)
+            proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET)
     except Exception as exc:
         raise ModelError(f"{path}: tf2onnx could not convert the model: {str(exc).splitlines()[0]}",
                          hint="An op without an ONNX equivalent; see tf2onnx's support table.") from None
+    _inputs_to_initializers(proto, _captured_constants(function.get_concrete_function(*signature)))
 
     def reference(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [np.asarray(t) for t in run(*(feeds[s.name] for s in specs))]
 
     return normalize(proto, specs, path, fmt, reference)
+
+
+def _captured_constants(concrete) -> dict[str, np.ndarray]:
+    """Tensors the trace captured from outside the function, by placeholder name.
+
+    Keras 3 keeps constants such as a Normalization layer's mean and variance as eager
+    tensors, not variables. tf.function passes captured eager tensors in as extra
+    placeholders, and tf2onnx turns every placeholder that is not a variable handle
+    into a graph input, so the model would ask the user for its own constants.
+    """
+    tf, _ = _tf()
+    return {placeholder.name: value.numpy() for value, placeholder in concrete.graph.captures
+            if value.dtype != tf.resource and hasattr(value, "numpy")}
+
+
+def _inputs_to_initializers(proto: onnx.ModelProto, constants: dict[str, np.ndarray]) -> None:
+    """Turn the graph inputs named in `constants` into initializers holding those values."""
+    graph = proto.graph
+    moved = [value for value in graph.input if value.name in constants]
+    for value in moved:
+        graph.input.remove(value)
+        graph.initializer.append(onnx.numpy_helper.from_array(constants[value.name], value.name))
 
 
 def _outputs(result) -> list:
