@@ -9,8 +9,9 @@ from edgeopt.ir.analysis import analyze
 from edgeopt.passes.base import Pass, PassReport, make_pass
 
 # Order matters: folding first exposes constant BN/Conv inputs and static shapes;
-# removing identities exposes adjacent transposes.
-CLEANUP_ORDER = ["fold-constants", "remove-identity", "gather-to-reshape", "fold-batchnorm", "cancel-transposes"]
+# removing identities exposes adjacent transposes; pads fold once their pads are constants.
+CLEANUP_ORDER = ["fold-constants", "remove-identity", "gather-to-reshape", "fold-batchnorm", "fold-pads",
+                 "cancel-transposes"]
 
 
 def run_passes(model: ir.Model, requested: list[Pass] | None = None, cleanup: bool = True) -> tuple[ir.Model, list[PassReport]]:

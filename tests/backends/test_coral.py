@@ -12,16 +12,22 @@ from __future__ import annotations
 import json
 import stat
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper
 
 from edgeopt.build import BuildRequest, build
+from edgeopt.check import check_model
 from edgeopt.edgetpu.compiler import EdgeTpuOptions
 from edgeopt.errors import CompileError, UnsupportedOpError
+from edgeopt.ir import ort_session
+from edgeopt.lower import lower
+from edgeopt.passes import run_passes
 from edgeopt.progress import Progress
 from edgeopt.smoke import smoke
 from edgeopt.tflite.reader import read_tflite
@@ -132,3 +138,36 @@ def test_require_edgetpu_compiler_without_one_is_exit_7(digits, tmp_path, monkey
         coral_build(digits, tmp_path / "dist", edgetpu=EdgeTpuOptions(require_compiler=True))
     assert info.value.exit_code == 7 and "coral.ai/docs/edgetpu/compiler" in info.value.hint
     assert not (tmp_path / "dist").exists()
+
+
+def zero_pad_net(pool_pads: list[int]) -> tuple[onnx.ModelProto, dict]:
+    """What ZeroPadding2D / ZeroPad2d export to: Pad -> 3x3/2 Conv (SAME's pads) -> Relu -> Pad
+    (`pool_pads`, ONNX order) -> 3x3/2 MaxPool -> Pad 1 -> 3x3 Conv."""
+    g = GraphBuilder()
+    h = g.node("Pad", g.input("x", (1, 3, 16, 16)), g.weight("same", np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64)))
+    h = g.node("Relu", g.conv(h, 3, 8, strides=[2, 2]))
+    h = g.node("MaxPool", g.node("Pad", h, g.weight("pool_pads", np.array(pool_pads, np.int64))),
+               kernel_shape=[3, 3], strides=[2, 2])
+    y = g.conv(g.node("Pad", h, g.weight("one", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))), 8, 4, name="y")
+    model = g.model([y])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4]))
+    return model, g.feeds
+
+
+@pytest.mark.parametrize("pool_pads, pads_left", [([0, 0, 0, 0, 0, 0, 1, 1], 0), ([0, 0, 1, 1, 0, 0, 1, 1], 1)],
+                         ids=["same", "resnet-style"])
+def test_zero_pads_map_and_fold_into_convs_and_pools(tmp_path, pool_pads, pads_left):
+    """Each zero Pad folds where TF has the padding (SAME); the one a max pool cannot take
+    (1 on both sides, as in ResNet) stays a PAD, which maps, never a PADV2, which does not."""
+    model, feeds = zero_pad_net(pool_pads)
+    folded, _ = run_passes(ir.from_proto(model))
+    lowered = lower(folded)
+    got = lowered({"x": np.transpose(feeds["x"], lowered.inputs[0].perm)})[0]
+    want = ort_session(model.SerializeToString()).run(None, feeds)[0]
+    np.testing.assert_allclose(np.transpose(got, np.argsort(lowered.outputs[0].perm)), want, rtol=1e-4, atol=1e-5)
+
+    onnx.save(model, tmp_path / "zero_pads.onnx")
+    report = check_model(tmp_path / "zero_pads.onnx").report
+    ops = Counter(op.opcode for op in report.ops)
+    assert ops["PADV2"] == 0 and ops["PAD"] == pads_left and ops["MAX_POOL_2D"] == 1
+    assert report.compiles and report.mapped == len(report.ops)

@@ -78,6 +78,15 @@ def _edge_pad(t, paddings):
     return t
 
 
+def _constant_pad(t, paddings, value: float):
+    """A zero pad without a constant_values tensor: tf.pad then emits Pad, which converts to
+    PAD (mapped on the Edge TPU); any constant_values tensor, even 0, makes PadV2 and PADV2,
+    which has no Edge TPU kernel and ends the Edge TPU subgraph there."""
+    if value == 0:
+        return tf.pad(t, paddings)
+    return tf.pad(t, paddings, constant_values=tf.cast(value, t.dtype))
+
+
 @lowers("Pad", layout="any")
 def pad(ctx):
     x = ctx.input(0)
@@ -96,7 +105,7 @@ def pad(ctx):
     paddings = [list(onnx_pads.get(a, (0, 0))) for a in x.perm]
     value = float(np.asarray(value).reshape(-1)[0]) if np.size(value) else 0.0
     if mode == "constant":
-        fn = lambda t: tf.pad(t, paddings, constant_values=tf.cast(value, t.dtype))  # noqa: E731
+        fn = lambda t: _constant_pad(t, paddings, value)  # noqa: E731
     elif mode == "reflect":
         fn = lambda t: tf.pad(t, paddings, mode="REFLECT")  # noqa: E731
     elif mode == "edge":
