@@ -42,7 +42,8 @@ def _convert(path: Path, calib: str | None, shapes: dict, module: str | None, tr
     loaded = load_model(path, FrontendOptions(shapes, trust_pickle, module))
     model, _ = passes.run_passes(loaded.model)
     data = load_data(calib or RANDOM, input_specs(model), samples=8)
-    data, _, _ = calibrate_and_convert(model, CompileOptions("int8", data, io_dtype=CoralBackend.default_io_dtype))
+    options = CompileOptions("int8", data, io_dtype=CoralBackend.default_io_dtype)
+    data, _, _ = calibrate_and_convert(model, options, split_groups=True)
     return data
 
 

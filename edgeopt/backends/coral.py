@@ -55,11 +55,11 @@ class CoralBackend(Backend):
         output_names = [o.name for o in model.graph.outputs]
         fixed = None
         if options.edgetpu.fix:
-            fixed = fix_for_edgetpu(model, lambda m: calibrate_and_convert(m, options), options.param_cache_bytes,
-                                    options.calibration)
+            convert = lambda m: calibrate_and_convert(m, options, split_groups=True)  # noqa: E731
+            fixed = fix_for_edgetpu(model, convert, options.param_cache_bytes, options.calibration)
             (data, lowered, info), report = fixed.converted, fixed.report
         else:
-            data, lowered, info = calibrate_and_convert(model, options)
+            data, lowered, info = calibrate_and_convert(model, options, split_groups=True)
             report = analyse(read_tflite(data), options.param_cache_bytes)
         if not report.compiles:
             raise CompileError(f"coral: edgetpu_compiler would refuse the converted model: {'; '.join(report.errors)}",

@@ -91,14 +91,15 @@ def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
                     tolerances=tolerances, info=info, weight_bytes=model.constant_bytes)
 
 
-def calibrate_and_convert(model, options: CompileOptions) -> tuple[bytes, object, dict]:
-    """Lower, choose int8 ranges and biases as asked, convert. Shared with the coral target."""
+def calibrate_and_convert(model, options: CompileOptions, split_groups: bool = False) -> tuple[bytes, object, dict]:
+    """Lower, choose int8 ranges and biases as asked, convert. Shared with the coral target,
+    which splits grouped convs (see edgeopt.lower.lower)."""
     from edgeopt.lower import lower
     from edgeopt.quant.bias_correction import correct_biases
     from edgeopt.quant.ranges import activation_ranges
     from edgeopt.tflite.convert import convert, representative_data
 
-    lowered = lower(model)
+    lowered = lower(model, split_groups)
     info: dict = {"quant": options.quant}
     if options.quant != "int8":
         return convert(lowered, options.quant), lowered, info

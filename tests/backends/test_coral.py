@@ -171,3 +171,33 @@ def test_zero_pads_map_and_fold_into_convs_and_pools(tmp_path, pool_pads, pads_l
     ops = Counter(op.opcode for op in report.ops)
     assert ops["PADV2"] == 0 and ops["PAD"] == pads_left and ops["MAX_POOL_2D"] == 1
     assert report.compiles and report.mapped == len(report.ops)
+
+
+def regnet_block(tmp_path: Path) -> dict:
+    """A RegNet X block at group width 8 (1x1 conv, 3x3 conv in 2 groups, 1x1 conv, residual),
+    saved with calibration and evaluation data as coral_build takes them."""
+    g = GraphBuilder()
+    x = g.input("x", (1, 16, 8, 8))
+    h = g.node("Relu", g.conv(x, 16, 16, kernel=1))
+    h = g.node("Relu", g.conv(h, 16, 16, group=2, pads=[1, 1, 1, 1]))
+    y = g.node("Add", g.conv(h, 16, 16, kernel=1), x, name="y")
+    model = g.model([y])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8]))
+    onnx.save(model, tmp_path / "regnet_block.onnx")
+    rng = np.random.default_rng(1)
+    for name in ("calib", "eval"):
+        np.savez(tmp_path / f"{name}.npz", x=rng.uniform(-1, 1, (32, 16, 8, 8)).astype(np.float32))
+    return {"model": tmp_path / "regnet_block.onnx", "calib": tmp_path / "calib.npz", "eval": tmp_path / "eval.npz"}
+
+
+def test_grouped_conv_is_split_per_group_and_maps_entirely(tmp_path):
+    """TF's grouped conv is CONV_2D version 6, which edgetpu_compiler 16 cannot parse; for coral
+    each group is its own CONV_2D (version <= 5) between a SPLIT and a CONCATENATION."""
+    result = coral_build(regnet_block(tmp_path), tmp_path / "dist")
+    model = read_tflite(result.artefact.files["model.tflite"])
+    convs = [op.version for op in model.operators if op.opcode == "CONV_2D"]
+    assert len(convs) == 4 and max(convs) <= 5
+    assert model.op_counts()["SPLIT"] == 1 and model.op_counts()["CONCATENATION"] == 1
+    predicted = result.manifest["artefact"]["edgetpu"]["predicted"]
+    assert predicted["cpu_ops"] == 0 and predicted["edgetpu_ops"] == len(model.operators)
+    assert result.fidelity.sqnr_db >= 25

@@ -114,7 +114,6 @@ CONV = [
     case("Conv-stride2-asymmetric-pads", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), strides=[2, 2],
          pads=[0, 1, 2, 1], then_conv=6),
     case("Conv-dilation2", "Conv", X8, Rand((6, 4, 3, 3)), Rand((6,)), dilations=[2, 2], pads=[2, 2, 2, 2]),
-    case("Conv-groups2", "Conv", X8, Rand((6, 2, 3, 3)), Rand((6,)), group=2, pads=SAME_PADS, then_conv=6),
     case("Conv-depthwise", "Conv", X8, Rand((4, 1, 3, 3)), Rand((4,)), group=4, pads=SAME_PADS, then_conv=4),
     case("Conv-depthwise-multiplier2-stride2", "Conv", X8, Rand((8, 1, 3, 3)), Rand((8,)), group=4,
          strides=[2, 2], pads=SAME_PADS),
@@ -133,6 +132,14 @@ CONV = [
          strides=[2, 2]),
     case("ConvTranspose-asymmetric-pads-dilation2", "ConvTranspose", Act((1, 4, 5, 5)), Rand((4, 3, 3, 3)),
          Rand((3,)), strides=[2, 2], pads=[0, 1, 1, 0], dilations=[2, 2]),
+]
+
+GROUPED = [  # groups neither 1 nor the channel count
+    case("Conv-groups2", "Conv", X8, Rand((6, 2, 3, 3)), Rand((6,)), group=2, pads=SAME_PADS, then_conv=6),
+    case("Conv-regnet-group-width8", "Conv", Act((1, 24, 8, 8)), Rand((24, 8, 3, 3)), Rand((24,)), group=3,
+         pads=SAME_PADS, then_conv=24),
+    case("Conv-groups2-stride2-dilation2-no-bias", "Conv", Act((1, 4, 9, 9)), Rand((8, 2, 3, 3)), group=2,
+         strides=[2, 2], dilations=[2, 2], pads=[2, 1, 2, 1]),
 ]
 
 LINEAR = [
@@ -260,6 +267,15 @@ RESIZE = [
          coordinate_transformation_mode="half_pixel"),
     case("Resize-nearest-downsample-sizes", "Resize", X, None, None, ints(1, 4, 4, 4), mode="nearest"),
 ]
+
+
+@pytest.mark.parametrize("split_groups", [False, True], ids=["grouped", "split"])
+@pytest.mark.parametrize("case", GROUPED)
+def test_grouped_conv_matches_onnxruntime_as_one_conv_or_split_per_group(case, split_groups):
+    """Both forms of a grouped conv: TF's grouped conv (tflite) and one conv per group (coral)."""
+    model, feeds = build(case)
+    lowered = assert_matches_ort(model, feeds, split_groups=split_groups)
+    assert moved(lowered) == []
 
 
 @pytest.mark.parametrize("case", [*CONV, *LINEAR, *ELEMENTWISE, *POOL_AND_REDUCE, *SHAPE, *DATA_MOVEMENT, *RESIZE])

@@ -15,6 +15,17 @@ def _bias(ctx, index: int, channels: int):
     return ctx.variable("bias", np.zeros(channels, np.float32) if array is None else array)
 
 
+def _split_groups(x, kernel, bias, groups: int, conv):
+    """A grouped conv as one conv per group joined by a concat (SPLIT, CONV_2D..., CONCATENATION).
+
+    TF writes a grouped conv as one CONV_2D of version 6, which edgetpu_compiler 16 cannot
+    parse (google-coral/edgetpu#631): the whole model fails to compile. Each group's bias is
+    added before the concat so that the converter fuses it into that group's CONV_2D.
+    """
+    pieces = zip(tf.split(x, groups, axis=3), tf.split(kernel, groups, axis=3), tf.split(bias, groups))
+    return tf.concat([tf.nn.bias_add(conv(t, k), b) for t, k, b in pieces], axis=3)
+
+
 @lowers("Conv", layout="nhwc")
 def conv(ctx):
     x = ctx.input(0)
@@ -35,6 +46,8 @@ def conv(ctx):
     if subsample:
         padding = None
 
+    split = groups > 1 and not depthwise and ctx.builder.split_groups
+
     def run(x):
         if padding is None:
             x = pad_nhwc(x, pads)
@@ -43,6 +56,9 @@ def conv(ctx):
             y = tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], mode, dilations=dilations)[:, ::strides[0], ::strides[1]]
         elif depthwise:
             y = tf.nn.depthwise_conv2d(x, kernel, [1, *strides, 1], mode, dilations=dilations)
+        elif split:
+            return _split_groups(x, kernel, bias, groups, lambda t, k: tf.nn.conv2d(
+                t, k, [1, *strides, 1], mode, dilations=[1, *dilations, 1]))
         else:
             y = tf.nn.conv2d(x, kernel, [1, *strides, 1], mode, dilations=[1, *dilations, 1])
         return tf.nn.bias_add(y, bias)
