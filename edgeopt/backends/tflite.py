@@ -15,6 +15,7 @@ import numpy as np
 from edgeopt.backends.base import Artefact, Backend, CompileOptions
 from edgeopt.errors import DataError
 from edgeopt.resources import data_dir
+from edgeopt.tflite.acceptance import accept
 from edgeopt.tflite.convert import IO_DTYPES, QUANT_MODES
 from edgeopt.tflite.reader import TfliteModel, read_tflite
 
@@ -23,6 +24,7 @@ BIAS_CORRECTION_SAMPLES = 64
 FLOAT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}
 DYNAMIC_TOLERANCE = {"atol": 1e-2, "rtol": 1e-2}  # activations quantized on the fly: kernels may round apart
 QUANT_STEPS_TOLERANCE = 2  # int8 outputs: other kernels may round differently by a step or two
+DEVICE_THREADS = 1  # the bundle runner's default (--threads 1)
 
 
 def device_module(target: str, name: str):
@@ -72,15 +74,20 @@ def model_layout(run_device, inputs: list[dict], outputs: list[dict]):
 
 def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
     """Artefact of a converted model: I/O specs from the interpreter, and a host executor that
-    takes and returns ONNX-layout float arrays (transposing to and from the TF layout)."""
+    takes and returns ONNX-layout float arrays (transposing to and from the TF layout).
+
+    The host loads the model as the bundle's runner does on the device (litert_model, its
+    default thread count, XNNPACK on), and first runs it once: a model the device's
+    interpreter would refuse stops the build here (CompileError), not at verification."""
     litert = device_module("tflite", "litert_model")
-    interpreter_type, runtime = litert.interpreter_class()
-    runner = interpreter_type(model_content=data).get_signature_runner()
+    runtime = litert.interpreter_class()[1]
+    interpreter = accept(data, lambda model: litert.open_model(model, threads=DEVICE_THREADS), lowered)
+    runner = interpreter.get_signature_runner()
     output_details = runner.get_output_details()
     inputs = _io_specs(lowered.inputs, runner.get_input_details())
     outputs = _io_specs(lowered.outputs, output_details)
     model = read_tflite(data)
-    run = model_layout(litert.load(data, inputs, outputs, threads=1), inputs, outputs)
+    run = model_layout(litert.load(data, inputs, outputs, threads=DEVICE_THREADS), inputs, outputs)
     tolerances = []
     for spec in outputs:
         step = _output_step(model, spec, output_details[spec["device_name"]]["index"]) if quant == "int8" else None

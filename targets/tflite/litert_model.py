@@ -31,16 +31,25 @@ def dequantize(q, quantization):
     return ((q.astype(np.float64) - quantization["zero_point"]) * quantization["scale"]).astype(np.float32)
 
 
-def load(model, inputs, outputs, threads=1, delegates=None, interpreter_type=None):
-    """`model`: a path or the file's bytes; `inputs`/`outputs`: the manifest's I/O specs;
-    `interpreter_type`: the Interpreter class that matches `delegates` (default: interpreter_class()).
-
-    Returns run(feeds) taking {name: float array} and returning float arrays in order.
-    """
+def open_model(model, threads=1, delegates=None, interpreter_type=None):
+    """The interpreter as a device makes it: `delegates` (the Edge TPU) if given, and the
+    runtime's default delegates on, so XNNPACK takes the CPU part, as on phones and boards.
+    Tensors are allocated here: a delegate that refuses the model fails at load, not at the
+    first inference. `model`: a path or the file's bytes; `interpreter_type`: the
+    Interpreter class that matches `delegates` (default: interpreter_class())."""
     interpreter_type = interpreter_type or interpreter_class()[0]
     source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else {"model_path": str(model)}
     interpreter = interpreter_type(**source, num_threads=threads, experimental_delegates=delegates)
-    runner = interpreter.get_signature_runner()
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def load(model, inputs, outputs, threads=1, delegates=None, interpreter_type=None):
+    """`inputs`/`outputs`: the manifest's I/O specs; the rest as for open_model.
+
+    Returns run(feeds) taking {name: float array} and returning float arrays in order.
+    """
+    runner = open_model(model, threads, delegates, interpreter_type).get_signature_runner()
 
     def run(feeds):
         args = {}

@@ -48,6 +48,23 @@ def pad_nhwc(x, pads, value=0.0):
     return tf.pad(x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]], constant_values=value)
 
 
+def edge_pad_nhwc(x, pads):
+    """Pads H and W by repeating the edge rows and columns (SLICE + CONCATENATION, which
+    XNNPACK and the Edge TPU run in int8). A max pool over them equals one over -inf
+    padding, because every window that reaches the padding also holds the edge value it
+    repeats; and, unlike a -inf (float32 lowest) pad value, it adds nothing to the range
+    that int8 calibration gives the tensor."""
+    for axis, (begin, end) in zip((1, 2), pads):
+        if begin == end == 0:
+            continue
+        size = list(x.shape)  # explicit: XNNPACK does not take a SLICE with -1 ("to the end") sizes
+        size[axis] = 1
+        last = [0, 0, 0, 0]
+        last[axis] = x.shape[axis] - 1
+        x = tf.concat([tf.slice(x, [0, 0, 0, 0], size)] * begin + [x] + [tf.slice(x, last, size)] * end, axis)
+    return x
+
+
 def require_2d(ctx, rank: int) -> None:
     if rank != 4:
         ctx.unsupported(f"only 2-D (4-D NCHW tensor) is lowered, this input has rank {rank}",

@@ -1,8 +1,8 @@
 """MaxPool, AveragePool and the global pools on NHWC tensors.
 
-Pads TF cannot express ("SAME"/"VALID") become an explicit PAD; an average whose window
-count differs from TF's (count_include_pad, ceil_mode) is rescaled by a constant map of
-window counts computed at lowering time.
+Pads TF cannot express ("SAME"/"VALID") become an explicit PAD (MaxPool: see
+`_max_pool_pad`); an average whose window count differs from TF's (count_include_pad,
+ceil_mode) is rescaled by a constant map of window counts computed at lowering time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from edgeopt.lower._layout import NHWC
 from edgeopt.lower._table import lowers
-from edgeopt.lower.ops._spatial import pad_nhwc, require_2d, window
+from edgeopt.lower.ops._spatial import edge_pad_nhwc, pad_nhwc, require_2d, window
 
 
 def _ceil_extra(ctx, sizes, kernel, strides, pads) -> list[int]:
@@ -48,14 +48,41 @@ def _common(ctx):
     return x, kernel, strides, pads, padding, total
 
 
+def _lower_bound(ctx) -> float | None:
+    """A value no element of the input is below, when the op making it says so (ReLU, Clip)."""
+    producer = ctx.node.inputs[0].producer()
+    if producer is None or producer.op_type not in ("Relu", "Clip"):
+        return None
+    if producer.op_type == "Relu":
+        return 0.0
+    low = producer.inputs[1] if len(producer.inputs) > 1 else None
+    if low is not None and low.const_value is not None:
+        return float(low.const_value.numpy())
+    attribute = producer.attributes.get("min")  # Clip before opset 11
+    return float(attribute.value) if attribute is not None else None
+
+
+def _max_pool_pad(ctx, total):
+    """The explicit pad of a max pool. Never the float lowest (-3.4e38) value: int8
+    calibration would give the padded tensor, and through the PAD the layer before it, a
+    range of +-3.4e38 (scale ~1e36), flushing every activation to the zero point, and XNNPACK
+    refuses the layer after it (requantization scale >= 256). A known lower bound of the
+    input (0 after ReLU, one PAD, as Keras' own ResNet does) or the repeated edge
+    values give the same maximum."""
+    bound = _lower_bound(ctx)
+    if bound is not None:
+        return lambda t: pad_nhwc(t, total, t.dtype.as_numpy_dtype(bound))  # 0: a plain PAD
+    return lambda t: edge_pad_nhwc(t, total)
+
+
 @lowers("MaxPool", layout="nhwc")
 def max_pool(ctx):
-    x, kernel, strides, _, padding, total = _common(ctx)
-    lowest = x.dtype.min
+    _, kernel, strides, _, padding, total = _common(ctx)
+    pad = _max_pool_pad(ctx, total) if padding is None else None
 
     def run(t):
-        if padding is None:
-            return tf.nn.max_pool2d(pad_nhwc(t, total, lowest), kernel, strides, "VALID")
+        if pad is not None:
+            return tf.nn.max_pool2d(pad(t), kernel, strides, "VALID")
         return tf.nn.max_pool2d(t, kernel, strides, padding)
 
     ctx.emit(run, [ctx.tensor(0, NHWC)], NHWC, outputs=[0])
