@@ -22,7 +22,7 @@ SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"  # onnx2t
 
 
 def onnx2tf_venv() -> Path | None:
-    venv = Path(os.environ.get("ONNX2TF_VENV", ".sidevenv/onnx2tf"))
+    venv = Path(os.environ.get("ONNX2TF_VENV", ".sidevenv/onnx2tf")).absolute()
     return venv if (venv / "bin" / "onnx2tf").exists() else None
 
 
@@ -64,3 +64,55 @@ def run_tflite(data: bytes, images_nchw: np.ndarray) -> np.ndarray:
         interpreter.invoke()
         outputs.append((interpreter.get_tensor(sink["index"]).astype(np.float32) - out_zero) * out_scale)
     return np.concatenate(outputs)
+
+
+def onnx2tf_float32(onnx_file: Path, data: dict[str, np.ndarray], work: Path) -> dict | None:
+    """onnx2tf's float32 .tflite of `onnx_file`, run on `data` (ONNX layout) against
+    onnxruntime: {exit, seconds, sqnr_db, transposes} or the first error line."""
+    venv = onnx2tf_venv()
+    if venv is None:
+        return None
+    import onnxruntime
+
+    from edgeopt.tflite.reader import read_tflite
+    from edgeopt.verify import sqnr_db
+
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy(onnx_file, work / "model.onnx")
+    np.save(work / SAMPLE_FILE, np.zeros((20, 128, 128, 3), np.float32))
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    start = time.perf_counter()
+    done = subprocess.run([str(venv / "bin" / "onnx2tf"), "-i", "model.onnx", "-o", "out"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    row = {"exit": done.returncode, "seconds": round(time.perf_counter() - start, 1)}
+    found = list((work / "out").glob("*_float32.tflite"))
+    if done.returncode != 0 or not found:
+        lines = [line for line in (done.stdout + done.stderr).splitlines() if "rror" in line]
+        return {**row, "exit": done.returncode or 1, "error": (lines or ["no .tflite written"])[-1].strip()[:300]}
+    model = found[0].read_bytes()
+    session = onnxruntime.InferenceSession(str(onnx_file))
+    samples = [{k: v[i:i + 1] for k, v in data.items()} for i in range(len(next(iter(data.values()))))]
+    expected = np.concatenate([session.run(None, {i.name: s[i.name] for i in session.get_inputs()})[0] for s in samples])
+    ops = read_tflite(model).op_counts()
+    try:
+        actual = np.concatenate([_run_float(model, s) for s in samples])
+    except RuntimeError as exc:  # e.g. Select TF ops (Flex) that a device's LiteRT lacks
+        reason = str(exc).splitlines()[0][:200]
+        return {**row, "exit": 0, "runs": False, "error": f"built, does not run: {reason}", "transposes": ops.get("TRANSPOSE", 0)}
+    return {**row, "sqnr_db": round(sqnr_db(expected, actual.reshape(expected.shape)), 2),
+            "transposes": ops.get("TRANSPOSE", 0)}
+
+
+def _run_float(model: bytes, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """First output of a float .tflite; 4-D inputs go in NHWC, as onnx2tf lays them out."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model, num_threads=1)
+    interpreter.allocate_tensors()
+    for detail in interpreter.get_input_details():
+        name = next(k for k in feeds if k in detail["name"] or detail["name"] in k)
+        x = feeds[name]
+        x = x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
+        interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])

@@ -33,16 +33,17 @@ def cases_for(ops: set[str]):
             yield case, graph_ops
 
 
-def _freeze_parameters(model: onnx.ModelProto, inputs: list) -> tuple[onnx.ModelProto, list]:
-    """Graph inputs after the first become initializers (weights, shapes, axes are graph
-    inputs in these cases; the lowering bakes them in)."""
+def _freeze_parameters(model: onnx.ModelProto, inputs: list, kept: int = 1) -> tuple[onnx.ModelProto, list]:
+    """Graph inputs after the first `kept` become initializers (weights, shapes, axes are
+    graph inputs in these cases; the lowering bakes them in). kept=0: every input (Range,
+    ConstantOfShape: a static graph computes them at build time)."""
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
-    frozen = list(graph.input)[1:]
-    for value, array in zip(frozen, inputs[1:]):
+    frozen = list(graph.input)[kept:]
+    for value, array in zip(frozen, inputs[kept:]):
         graph.initializer.append(numpy_helper.from_array(np.asarray(array), value.name))
-    del graph.input[1:]
-    return model, inputs[:1]
+    del graph.input[kept:]
+    return model, inputs[:kept]
 
 
 def _run(model: onnx.ModelProto, inputs: list) -> list[np.ndarray]:
@@ -64,7 +65,10 @@ def run_case(case, graph_ops) -> Outcome:
         try:
             actual = _run(model, list(inputs))
         except NeedsConstant:
-            actual = _run(*_freeze_parameters(model, list(inputs)))
+            try:
+                actual = _run(*_freeze_parameters(model, list(inputs)))
+            except NeedsConstant:
+                actual = _run(*_freeze_parameters(model, list(inputs), kept=0))
     except UnsupportedOpError as exc:
         crashed = exc.__cause__ is not None and not isinstance(exc.__cause__, UnsupportedOpError)
         return Outcome(case.name, graph_ops, "failed" if crashed else "unsupported", exc.message)

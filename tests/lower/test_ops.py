@@ -268,6 +268,35 @@ RESIZE = [
     case("Resize-nearest-downsample-sizes", "Resize", X, None, None, ints(1, 4, 4, 4), mode="nearest"),
 ]
 
+MASK = np.tril(np.ones((1, 1, 6, 6), bool))  # a causal mask over the spatial grid
+
+ATTENTION_AND_MODERN = [  # the ops transformers and modern convnets bring, in the layout they meet
+    case("Where-const-mask-scalar-fill", "Where", MASK, X, scalar(-1e4), then_conv=4),
+    case("Where-const-mask-const-branch", "Where", MASK, Rand((1, 4, 1, 1)), X, then_conv=4),
+    case("Expand-batch", "Expand", X, ints(2, 4, 6, 6), then_conv=4),
+    case("Expand-lower-rank", "Expand", Act((6, 1)), ints(2, 6, 5)),
+    case("Tile-width", "Tile", X, ints(1, 1, 1, 2), then_conv=4),
+    case("CumSum-channel-exclusive-reverse", "CumSum", X, np.array(1, np.int64), exclusive=1, reverse=1,
+         then_conv=4),
+    case("CumSum-tokens", "CumSum", Act((2, 5, 8)), np.array(-2, np.int64)),
+    case("Softplus", "Softplus", Act((1, 4, 6, 6), scale=30.0), then_conv=4),
+    case("Mish", "Mish", Act((1, 4, 6, 6), scale=5.0), then_conv=4),
+    case("Softsign", "Softsign", X, then_conv=4),
+    case("Cos", "Cos", Act((1, 4, 6, 6), scale=4.0), then_conv=4),
+    case("Sin", "Sin", Act((1, 4, 6, 6), scale=4.0), then_conv=4),
+    case("Mod-fmod-float", "Mod", Act((1, 4, 6, 6), scale=5.0), scalar(1.5), fmod=1, then_conv=4),
+    case("GatherND-token-rows", "GatherND", Act((2, 5, 8)), np.array([[[1], [3]], [[0], [4]]], np.int64),
+         batch_dims=1),
+    case("GatherElements-channel", "GatherElements", X, np.random.default_rng(1).integers(-4, 4, (1, 2, 6, 6)),
+         axis=1),
+    case("ScatterND-rows", "ScatterND", Act((4, 8)), np.array([[2], [0]], np.int64), Act((2, 8))),
+    case("InstanceNormalization", "InstanceNormalization", X, Rand((4,)), Rand((4,)), then_conv=4),
+    case("GroupNormalization-2-groups", "GroupNormalization", Act((1, 6, 5, 5)), Rand((6,)), Rand((6,)),
+         num_groups=2, opset=21, then_conv=6),
+    case("GroupNormalization-1-group", "GroupNormalization", X, Rand((4,)), Rand((4,)), num_groups=1, opset=21,
+         then_conv=4),
+]
+
 
 @pytest.mark.parametrize("split_groups", [False, True], ids=["grouped", "split"])
 @pytest.mark.parametrize("case", GROUPED)
@@ -278,7 +307,8 @@ def test_grouped_conv_matches_onnxruntime_as_one_conv_or_split_per_group(case, s
     assert moved(lowered) == []
 
 
-@pytest.mark.parametrize("case", [*CONV, *LINEAR, *ELEMENTWISE, *POOL_AND_REDUCE, *SHAPE, *DATA_MOVEMENT, *RESIZE])
+@pytest.mark.parametrize("case", [*CONV, *LINEAR, *ELEMENTWISE, *POOL_AND_REDUCE, *SHAPE, *DATA_MOVEMENT, *RESIZE,
+                                  *ATTENTION_AND_MODERN])
 def test_op_matches_onnxruntime(case):
     model, feeds = build(case)
     lowered = assert_matches_ort(model, feeds)

@@ -1,3 +1,4 @@
 """One module per family of ONNX ops; importing them fills edgeopt.lower._table.OPS."""
 
-from edgeopt.lower.ops import activations, conv, elementwise, linear, norm, pool, reduce, resize, shape, slicing  # noqa: F401
+from edgeopt.lower.ops import (activations, conv, elementwise, gather, generate, linear, logic, norm, pool,  # noqa: F401
+                               reduce, resize, shape, slicing)

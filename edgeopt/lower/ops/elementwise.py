@@ -28,6 +28,11 @@ def erf(x):
     return tf.sign(x) * (1.0 - poly * t * tf.exp(-x * x))
 
 
+def softplus(x):
+    """log(1 + e^x) without overflow: max(x, 0) + log(1 + e^-|x|) (TFLite has no SOFTPLUS)."""
+    return tf.nn.relu(x) + tf.math.log(1.0 + tf.exp(-tf.abs(x)))
+
+
 UNARY = {
     "Relu": tf.nn.relu,
     "Sigmoid": tf.sigmoid,
@@ -42,6 +47,13 @@ UNARY = {
     "Ceil": tf.math.ceil,
     "Erf": erf,
     "Identity": tf.identity,
+    "Cos": tf.cos,
+    "Sin": tf.sin,
+    "Sign": tf.sign,
+    "Round": tf.round,  # half to even, as ONNX
+    "Softplus": softplus,
+    "Softsign": lambda x: x / (1.0 + tf.abs(x)),
+    "Mish": lambda x: x * tf.tanh(softplus(x)),
 }
 
 
@@ -65,7 +77,22 @@ def _power(x, y):
     return tf.cast(tf.pow(tf.cast(x, tf.float64), tf.cast(y, tf.float64)), x.dtype)  # ONNX: the base's type
 
 
+def _mod(x, y):
+    """ONNX Mod (fmod=0): the remainder takes the divisor's sign, like Python's %."""
+    return tf.math.floormod(x, y)
+
+
+def _fmod(x, y):
+    """ONNX Mod with fmod=1: the remainder takes the dividend's sign, like C's fmod."""
+    return tf.truncatemod(x, y) if x.dtype.is_integer else x - y * _truncate(x / y)
+
+
+def _truncate(x):
+    return tf.sign(x) * tf.floor(tf.abs(x))
+
+
 BINARY = {"Add": tf.add, "Sub": tf.subtract, "Mul": tf.multiply, "Div": _truncating_divide, "Pow": _power,
+          "Mod": _mod,
           "Max": tf.maximum, "Min": tf.minimum, "Sum": tf.add}  # the last three are variadic: folded pairwise
 
 
@@ -119,5 +146,7 @@ def binary(ctx):
             return
     keys, preps, perm = broadcast_operands(ctx, list(range(ctx.input_count)))
     fn = BINARY[ctx.node.op_type]
+    if ctx.node.op_type == "Mod":
+        fn = _fmod if ctx.attr("fmod", 0) else _mod
     present = [k for k in keys if k is not None]
     ctx.emit(lambda *ts: functools.reduce(fn, apply_preps(ts, preps)), present, perm)

@@ -1,4 +1,5 @@
-"""BatchNormalization (when not folded into a conv) and LayerNormalization."""
+"""BatchNormalization (when not folded into a conv), LayerNormalization, InstanceNormalization
+and GroupNormalization: statistics over the ONNX axes, remapped to the TF layout."""
 
 from __future__ import annotations
 
@@ -44,3 +45,48 @@ def layer_norm(ctx):
         return [results[i] for i in outputs]
 
     ctx.emit(run, [ctx.tensor(0, x.perm)], x.perm, outputs=outputs)
+
+
+def _normalize(t, axes, epsilon: float):
+    mean = tf.reduce_mean(t, axes, keepdims=True)
+    centred = t - mean
+    return centred * tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axes, keepdims=True) + epsilon)
+
+
+def _channel_affine(ctx, x, index: int, what: str, repeat: int = 1):
+    """Input `index` (one value per channel, or per `repeat` channels) as a variable
+    broadcast over x's layout."""
+    channel_shape = (1, -1) + (1,) * (x.rank - 2)
+    array = np.repeat(ctx.const(index, what), repeat).reshape(channel_shape).astype(np.float32)
+    return ctx.variable(what, broadcast_const(array, x.rank, x.perm))
+
+
+@lowers("InstanceNormalization", layout="nhwc")
+def instance_norm(ctx):
+    """Per sample and channel over the spatial axes (style transfer, MobileViTv2, PoolFormer's GroupNorm(1))."""
+    x = ctx.input(0)
+    epsilon = ctx.attr("epsilon", 1e-5)
+    tf_axes = [x.perm.index(a) for a in range(2, x.rank)]
+    scale, bias = _channel_affine(ctx, x, 1, "scale"), _channel_affine(ctx, x, 2, "bias")
+    ctx.emit(lambda t: _normalize(t, tf_axes, epsilon) * scale + bias, [ctx.tensor(0, x.perm)], x.perm)
+
+
+@lowers("GroupNormalization", layout="nhwc")
+def group_norm(ctx):
+    """Channels split into groups, each normalised over its channels and the spatial axes.
+    Opset 18 gave scale and bias per group, opset 21 per channel."""
+    x = ctx.input(0)
+    groups, epsilon = ctx.attr("num_groups"), ctx.attr("epsilon", 1e-5)
+    channels = x.shape[1]
+    per_group = ctx.const(1, "scale").size == groups and groups != channels
+    repeat = channels // groups if per_group else 1
+    scale, bias = _channel_affine(ctx, x, 1, "scale", repeat), _channel_affine(ctx, x, 2, "bias", repeat)
+    tf_shape = [x.shape[a] for a in x.perm]
+    channel_axis = x.perm.index(1)
+    split = tf_shape[:channel_axis] + [groups, channels // groups] + tf_shape[channel_axis + 1:]
+    axes = [a for a in range(len(split)) if a not in (0, channel_axis)]  # all but batch and group
+
+    def run(t):
+        return tf.reshape(_normalize(tf.reshape(t, split), axes, epsilon), tf_shape) * scale + bias
+
+    ctx.emit(run, [ctx.tensor(0, x.perm)], x.perm)

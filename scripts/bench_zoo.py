@@ -1,0 +1,170 @@
+"""`make bench`, the zoo: every net of zoo_models.py through `edgeopt build` for each target,
+as a user runs it (the CLI with --json, one child process per build, so a crash, a
+traceback or a runaway build is seen as the user sees it), and onnx2tf's float32
+conversion of the same ONNX beside it when its side venv exists.
+
+Per build: exit code, first error line, seconds, peak RSS of the child, SQNR against the
+source model, TRANSPOSE ops, Edge TPU ops mapped / total and the first op left on the CPU.
+The onnx float32 build is the reference: onnxruntime's own SQNR against the source says
+how well-conditioned a random-weight net is.
+
+    python scripts/bench_zoo.py --out bench-results/zoo.json [--models vit-tiny,resnet18]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_onnx2tf import onnx2tf_float32
+from zoo_models import ZOO, write_model
+
+TARGETS = (("onnx", "float32"), ("tflite", "float32"), ("tflite", "int8"), ("coral", "int8"), ("onnx", "int8"))
+SCORED = TARGETS[1:]
+CALIBRATION, EVALUATION = 96, 16
+TIMEOUT_S = 900
+GOALS = {"tflite float32": 0.90, "tflite int8": 0.90, "coral int8": 0.85}
+FLOAT_SQNR_DB = 60.0
+
+
+def run_child(command: list[str], timeout: float) -> tuple[int, str, float, float]:
+    """(exit code, stdout, seconds, peak RSS in MB) of one child process; -9 on timeout."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                child.kill()
+            time.sleep(0.2)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    return os.waitstatus_to_exitcode(status), text, time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def _edgetpu(bundle: Path) -> dict:
+    analysis = json.loads((bundle / "edgetpu_analysis.json").read_text())
+    first = next((op for op in analysis["ops"] if op["status"] != "Mapped to Edge TPU"), None)
+    return {"edgetpu_ops": analysis["summary"]["edgetpu_ops"], "ops": len(analysis["ops"]),
+            "first_cpu_op": f"{first['op']} #{first['index']}: {first['reason']}" if first else None}
+
+
+def build_row(model: Path, calib: Path, evaluation: Path, target: str, quant: str, out: Path) -> dict:
+    command = [sys.executable, "-m", "edgeopt", "build", str(model), "--target", target, "--quant", quant,
+               "--calib", str(calib), "--eval", str(evaluation), "--out", str(out), "--json"]
+    if model.suffix == ".keras":  # keras.applications leave the batch (MobileNetV3: the size too) open
+        (sample,) = np.load(calib).values()
+        command += ["--input-shape", ",".join(map(str, (1, *sample.shape[1:])))]
+    code, text, seconds, rss = run_child(command, TIMEOUT_S)
+    row = {"exit": code, "seconds": round(seconds, 1), "peak_rss_mb": round(rss)}
+    try:
+        report = json.loads(text)
+    except json.JSONDecodeError:
+        row["error"] = "timeout" if code == -9 else f"no JSON report (exit {code}): {text.strip()[-300:]}"
+        return row
+    if not report["ok"]:
+        row["error"] = report["error"]["message"].splitlines()[0][:300]
+        return row
+    manifest = report["manifest"]
+    row.update(sqnr_db=manifest["fidelity"]["sqnr_db"], top1=manifest["fidelity"]["top1_agreement"],
+               bytes=manifest["artefact"]["bytes"], transposes=manifest["artefact"].get("ops", {}).get("TRANSPOSE", 0))
+    if target == "coral":
+        row.update(_edgetpu(Path(report["bundle"])))
+    if target == "onnx" and quant == "float32":
+        row["onnx_file"] = str(Path(report["bundle"]) / "model.onnx")
+    return row
+
+
+def bench_model(entry, work: Path) -> dict:
+    model, calib, evaluation = write_model(entry, work / entry.name, CALIBRATION, EVALUATION)
+    rows = {}
+    for target, quant in TARGETS:
+        key = f"{target} {quant}"
+        print(f"  {entry.name}: {key} ...", end="", flush=True)
+        rows[key] = build_row(model, calib, evaluation, target, quant, work / entry.name / "dist")
+        print(f" exit {rows[key]['exit']} in {rows[key]['seconds']} s", rows[key].get("error", ""), flush=True)
+    reference = rows["onnx float32"]
+    if "onnx_file" in reference:
+        data = dict(np.load(evaluation))
+        rows["onnx2tf float32"] = onnx2tf_float32(Path(reference["onnx_file"]), data, work / entry.name / "onnx2tf")
+    return {"family": entry.family, "source": entry.source, "convnet": entry.convnet, "builds": rows}
+
+
+def verified(row: dict | None, reference: dict) -> bool:
+    """Built, and in float as close to the source as onnxruntime is (or 60 dB)."""
+    if not row or row.get("exit") != 0 or row.get("runs") is False:
+        return False
+    if row.get("sqnr_db") is None:  # exact
+        return True
+    floor = min(FLOAT_SQNR_DB, reference.get("sqnr_db") or FLOAT_SQNR_DB) - 1.0
+    return row["sqnr_db"] >= floor
+
+
+def scores(models: dict) -> dict:
+    found = {}
+    for key in [f"{t} {q}" for t, q in SCORED] + ["onnx2tf float32"]:
+        rows = [(m["builds"].get(key), m["builds"]["onnx float32"]) for m in models.values()]
+        float_build = "float32" in key
+        ok = sum(verified(r, ref) if float_build else bool(r and r["exit"] == 0) for r, ref in rows)
+        tracebacks = sum(1 for r, _ in rows if r and r.get("exit") == 1)
+        found[key] = {"verified": ok, "tried": len(rows), "share": round(ok / len(rows), 3), "exit_1": tracebacks,
+                      "goal": GOALS.get(key)}
+    return found
+
+
+def markdown(models: dict, summary: dict) -> str:
+    lines = ["| model | family | " + " | ".join(f"{t} {q}" for t, q in TARGETS) + " | onnx2tf float32 |",
+             "|---|---|" + "---|" * (len(TARGETS) + 1)]
+    for name, m in models.items():
+        cells = []
+        for key in [f"{t} {q}" for t, q in TARGETS] + ["onnx2tf float32"]:
+            r = m["builds"].get(key)
+            if not r:
+                cells.append("—")
+            elif r["exit"] != 0 or r.get("runs") is False:
+                cells.append(f"exit {r['exit']}: {r.get('error', '')[:80]}")
+            else:
+                sqnr = "exact" if r.get("sqnr_db") is None else f"{r['sqnr_db']:.0f} dB"
+                extra = f", TPU {r['edgetpu_ops']}/{r['ops']}" if "edgetpu_ops" in r else ""
+                rss = f", {r['peak_rss_mb']} MB" if "peak_rss_mb" in r else ""
+                cells.append(f"{sqnr}, {r.get('transposes', 0)} T, {r['seconds']:.0f} s{rss}{extra}")
+        lines.append(f"| {name} | {m['family']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- {key}: {s['verified']}/{s['tried']} ({s['share']:.0%})" +
+              (f", goal {s['goal']:.0%}" if s["goal"] else "") for key, s in summary.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-results/zoo.json"))
+    parser.add_argument("--models", help="comma-separated subset of the zoo")
+    parser.add_argument("--work", type=Path, help="keep models and bundles here (default: a temp dir)")
+    args = parser.parse_args()
+    chosen = [e for e in ZOO if not args.models or e.name in args.models.split(",")]
+    models = {}
+    with tempfile.TemporaryDirectory() as temp:
+        work = args.work or Path(temp)
+        for entry in chosen:
+            print(f"{entry.name} ({entry.family}, {entry.source})", flush=True)
+            models[entry.name] = bench_model(entry, work)
+    summary = scores(models)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"scores": summary, "models": models}, indent=2, default=float) + "\n")
+    args.out.with_suffix(".md").write_text(markdown(models, summary))
+    print(markdown(models, summary))
+
+
+if __name__ == "__main__":
+    main()
