@@ -8,6 +8,7 @@ import importlib
 import io
 import logging
 import pickle
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -51,6 +52,27 @@ def _reference(module, names: list[str]):
     return run
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def exporter_reason(exc: Exception) -> str:
+    """The exporter's own reason in one line: its exception summary and the model source line
+    it failed at, without the colour codes and the "file an issue" advice around them."""
+    text = ANSI_ESCAPE.sub("", str(exc)).strip()
+    if not text:
+        return type(exc).__name__
+    summary = re.search(r"## Exception summary\s+(?:<class '([\w.]+)'>:\s*)?(.+)", text)
+    if summary is None:
+        return text.splitlines()[0]
+    kind, reason = summary.group(1), summary.group(2).strip()
+    reason = f"{kind.rsplit('.', 1)[-1]}: {reason}" if kind else reason
+    frames = re.findall(r'File "([^"]+)", line (\d+), in \w+\n\s+(.+)', text)
+    if frames:
+        path, line, code = frames[-1]
+        reason += f" (at {'/'.join(Path(path).parts[-3:])}:{line}: {code.strip()})"
+    return reason
+
+
 def _export(model, args: tuple, source: Path, **kwargs):
     """torch.onnx.export with its console chatter captured; failures become ModelError."""
     torch = _torch()
@@ -58,9 +80,8 @@ def _export(model, args: tuple, source: Path, **kwargs):
         with captured_output():
             return torch.onnx.export(model, args, opset_version=OPSET, verbose=False, **kwargs)
     except Exception as exc:
-        last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(
-            f"{source}: torch.onnx.export failed: {last}",
+            f"{source}: torch.onnx.export failed: {exporter_reason(exc)}",
             hint="The model uses something the ONNX exporter cannot express; see the PyTorch exporter docs, "
             "or export to .onnx yourself and pass that file.",
         ) from None

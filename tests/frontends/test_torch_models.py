@@ -92,3 +92,31 @@ def test_corrupt_torch_file(tmp_path, suffix):
     with pytest.raises(ModelError) as info:
         load_model(path)
     assert str(path) in info.value.message and info.value.exit_code == 3
+
+
+def test_exporter_failure_is_one_paragraph_with_its_reason(tmp_path):
+    """A shifted-window attention (Swin, 2 heads) that torch.export traces but the ONNX
+    exporter cannot decompose: exit 3 with the exporter's reason and the model line, without
+    its ANSI colours or its "file an issue" advice."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.SwinConfig(image_size=32, patch_size=4, window_size=4, embed_dim=8, depths=[2],
+                                     num_heads=[2], num_labels=3)
+    swin = transformers.SwinForImageClassification(config).eval()
+
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.swin = swin
+
+        def forward(self, image):
+            return self.swin(image).logits
+
+    path = tmp_path / "swin.pt2"
+    torch.export.save(torch.export.export(Logits(), (torch.zeros(1, 3, 32, 32),)), path)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    message = info.value.message
+    assert info.value.exit_code == 3
+    assert "torch.onnx.export failed: ValueError: Cannot view a tensor with shape" in message
+    assert "modeling_swin.py:" in message and "attn_output.reshape" in message
+    assert "\x1b" not in message and "\n" not in message and "GitHub" not in message
