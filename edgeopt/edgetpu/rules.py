@@ -233,5 +233,7 @@ def verdict(op: Op) -> tuple[str, str]:
     reason = None if rule.checks_types else _data_type(op)
     if reason:
         return DATA_TYPE, reason
-    reason = _rank(op) or (rule.check(op) if rule.check else None)
+    # the op's own rule first: it is the more precise reason, and some rules (RESIZE's batch of
+    # more than 1) concern 4-D tensors the rank rule would otherwise always speak for
+    reason = (rule.check(op) if rule.check else None) or _rank(op)
     return (LIMITATION, reason) if reason else (MAPPED, "")

@@ -3,39 +3,21 @@ made to break one rule, and on a model whose op version compiler 16 cannot parse
 
 from __future__ import annotations
 
-import flatbuffers
 import numpy as np
 import pytest
 import tensorflow as tf
-from ai_edge_litert import schema_py_generated as schema
 
 from edgeopt.edgetpu import analyse, parse_log, render, summary
 from edgeopt.edgetpu.rules import AFTER_PARTITION, DATA_TYPE, LIMITATION, MAPPED, NOT_SUPPORTED
-from edgeopt.quiet import captured_output
 from edgeopt.tflite.reader import read_tflite
+from edgetpu.tflite_models import set_version, tflite
 
-SHAPE = (1, 8, 8, 3)
-rng = np.random.default_rng(0)
-KERNEL = tf.constant(rng.standard_normal((3, 3, 3, 12)).astype(np.float32))
-DENSE = tf.constant(rng.standard_normal((768, 10)).astype(np.float32))
+KERNEL = tf.constant(np.random.default_rng(0).standard_normal((3, 3, 3, 12)).astype(np.float32))
+DENSE = tf.constant(np.random.default_rng(1).standard_normal((768, 10)).astype(np.float32))
 
 
 def conv(x):
     return tf.nn.relu(tf.nn.conv2d(x, KERNEL, 1, "SAME"))
-
-
-def tflite(fn, quant: str = "int8", io=tf.int8, batch: int | None = 1) -> bytes:
-    """`fn` converted by tf.lite.TFLiteConverter, full int8 with representative data."""
-    spec = tf.TensorSpec((batch, *SHAPE[1:]), tf.float32)
-    function = tf.function(fn, input_signature=[spec]).get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
-    if quant == "int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([rng.uniform(-1, 1, SHAPE).astype(np.float32)] for _ in range(8))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = io
-    with captured_output():
-        return converter.convert()
 
 
 def statuses(report) -> list[tuple[str, str]]:
@@ -66,7 +48,7 @@ def test_an_unsupported_op_is_named_and_ends_the_edge_tpu_part():
 
 
 def test_a_5d_tensor_breaks_the_innermost_three_dimensions_rule():
-    offset = tf.constant(rng.standard_normal((2, 4, 8, 4, 3)).astype(np.float32))
+    offset = tf.constant(np.random.default_rng(2).standard_normal((2, 4, 8, 4, 3)).astype(np.float32))
     report = analyse(read_tflite(tflite(lambda x: tf.reshape(tf.reshape(conv(x), (2, 4, 8, 4, 3)) + offset, (1, 8, 8, 12)))))
     reshape = next(op for op in report.ops if op.opcode == "RESHAPE")
     assert reshape.status == LIMITATION and "[2, 4, 8, 4, 3]" in reshape.reason
@@ -92,17 +74,13 @@ def test_a_dynamic_batch_fails_the_compile_and_names_the_tensor():
 
 
 def test_an_op_version_newer_than_compiler_16_fails_the_parse():
-    model = schema.ModelT.InitFromPackedBuf(tflite(conv), 0)
-    code = next(c for c in model.operatorCodes if c.builtinCode == schema.BuiltinOperator.CONV_2D)
-    code.version = 6  # what TF >= 2.9 writes for some convs (google-coral/edgetpu#631)
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    report = analyse(read_tflite(bytes(builder.Output())))
+    # version 6: what TF >= 2.9 writes for some convs (google-coral/edgetpu#631); every entry: test_versions.py
+    report = analyse(read_tflite(set_version(tflite(conv), "CONV_2D", 6)))
     assert report.errors[:2] == ["Didn't find op for builtin opcode 'CONV_2D' version '6'", "Model could not be parsed"]
 
 
 def test_mean_over_channels_needs_a_multiple_of_4():
-    kernel = tf.constant(rng.standard_normal((1, 1, 3, 6)).astype(np.float32))
+    kernel = tf.constant(np.random.default_rng(3).standard_normal((1, 1, 3, 6)).astype(np.float32))
     report = analyse(read_tflite(tflite(lambda x: tf.reduce_mean(tf.nn.conv2d(x, kernel, 1, "SAME"), axis=3))))
     mean = next(op for op in report.ops if op.opcode == "MEAN")
     assert mean.status == LIMITATION and "size 6" in mean.reason
