@@ -159,11 +159,15 @@ def main() -> None:
         for entry in chosen:
             print(f"{entry.name} ({entry.family}, {entry.source})", flush=True)
             models[entry.name] = bench_model(entry, work)
+            write(args.out, models)  # a long run leaves what it has measured so far
+    print(markdown(models, scores(models)))
+
+
+def write(out: Path, models: dict) -> None:
     summary = scores(models)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"scores": summary, "models": models}, indent=2, default=float) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(models, summary))
-    print(markdown(models, summary))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"scores": summary, "models": models}, indent=2, default=float) + "\n")
+    out.with_suffix(".md").write_text(markdown(models, summary))
 
 
 if __name__ == "__main__":

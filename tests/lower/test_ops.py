@@ -205,6 +205,12 @@ POOL_AND_REDUCE = [
     case("AveragePool-ceil", "AveragePool", X8, kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1),
     case("AveragePool-pads-ceil-include-pad", "AveragePool", X8, kernel_shape=[3, 3], strides=[2, 2],
          pads=SAME_PADS, ceil_mode=1, count_include_pad=1),
+    # transformers' EfficientNet: nn.AvgPool2d(1280, ceil_mode=True) over a 7x7 map
+    case("AveragePool-window-beyond-input-ceil", "AveragePool", X, kernel_shape=[1280, 1280], strides=[1280, 1280],
+         ceil_mode=1, count_include_pad=1, then_conv=4),
+    case("AveragePool-window-beyond-pads-ceil-include-pad", "AveragePool", X, kernel_shape=[10, 10],
+         strides=[10, 10], pads=SAME_PADS, ceil_mode=1, count_include_pad=1),
+    case("MaxPool-window-beyond-input-ceil", "MaxPool", X, kernel_shape=[9, 9], strides=[9, 9], ceil_mode=1),
     case("GlobalAveragePool", "GlobalAveragePool", X, then_conv=4),
     case("ReduceMean-HW-keepdims", "ReduceMean", X, ints(2, 3), keepdims=1, then_conv=4),
     case("ReduceMean-HW-no-keepdims", "ReduceMean", X, ints(2, 3), keepdims=0, then_gemm=4),
@@ -217,7 +223,7 @@ SHAPE = [
     case("Flatten-as-output", "Flatten", X, moves=1),  # the reorder to ONNX order happens at the output
     case("Flatten-axis2", "Flatten", X, axis=2, moves=1),
     case("Reshape-to-2d-then-Gemm", "Reshape", X, ints(1, -1), then_gemm=144),
-    case("Reshape-to-3d", "Reshape", X, ints(0, 4, -1), moves=1),
+    case("Reshape-to-3d", "Reshape", X, ints(0, 4, -1)),  # NHWC [N,H,W,C] -> TF [N,H*W,C], ONNX [N,C,H*W]
     case("Reshape-3d-activation", "Reshape", Act((2, 5, 8)), ints(5, 16)),
     case("Transpose-to-NHWC", "Transpose", X, perm=[0, 2, 3, 1]),
     case("Transpose-swap-HW-then-conv", "Transpose", X, perm=[0, 1, 3, 2], then_conv=4, moves=1),
@@ -313,3 +319,38 @@ def test_op_matches_onnxruntime(case):
     model, feeds = build(case)
     lowered = assert_matches_ort(model, feeds)
     assert len(moved(lowered)) == case.moves, moved(lowered)
+
+
+@pytest.mark.parametrize("op", ["AveragePool", "MaxPool"])
+def test_pool_window_beyond_the_input_makes_no_tensor_larger_than_the_input(op):
+    """A 1280x1280 window over a 6x6 map must not pad the map up to the window (8 GB at 1280
+    channels): every tensor of the traced graph stays within the input's size."""
+    import onnx_ir as ir
+
+    from edgeopt.lower import lower
+
+    model, _ = build(Case(op, (X,), {"kernel_shape": [1280, 1280], "strides": [1280, 1280], "ceil_mode": 1}))
+    graph = lower(ir.from_proto(model)).function().graph
+    sizes = [t.shape.num_elements() or 0 for o in graph.get_operations() for t in o.outputs]
+    assert max(sizes) <= int(np.prod(X.shape)) * 4  # the stem conv's weights are 4x4x3x3
+
+
+def test_attention_scores_need_no_transpose_for_k_transposed():
+    """Q @ K^T: K's transpose is BATCH_MATMUL's adj_y, not a TRANSPOSE op."""
+    graph = GraphBuilder()
+    q, k = graph.input("q", (2, 5, 8)), graph.input("k", (2, 5, 8))
+    scores = graph.node("MatMul", q, graph.node("Transpose", k, perm=[0, 2, 1]), name="scores")
+    lowered = assert_matches_ort(graph.model([scores]), graph.feeds)
+    assert moved(lowered) == []
+
+
+def test_token_reshapes_of_nhwc_patches_need_no_transpose():
+    """ViT's patch embedding: Conv -> Reshape [N, C, H*W] -> Transpose -> tokens [N, H*W, C]
+    stays the TF tensor the conv made (a reshape of NHWC), then feeds a token MatMul."""
+    graph = GraphBuilder()
+    patches = graph.conv(graph.input("image", (1, 3, 8, 8)), 3, 6, kernel=2, strides=[2, 2])
+    flat = graph.node("Reshape", patches, graph.weight("shape", ints(1, 6, 16)))
+    tokens = graph.node("Transpose", flat, perm=[0, 2, 1])
+    out = graph.node("MatMul", tokens, graph.weight("w", graph.random((6, 4))))
+    lowered = assert_matches_ort(graph.model([out]), graph.feeds)
+    assert moved(lowered) == []

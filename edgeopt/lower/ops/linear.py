@@ -51,9 +51,21 @@ def matmul(ctx):
         return
 
     shape = np.matmul(np.zeros(a.shape, np.float32), np.zeros(b.shape, np.float32)).shape
+    (key_a, adjoint_a), (key_b, adjoint_b) = _matrix_operand(ctx, 0), _matrix_operand(ctx, 1)
 
     def run(x, y):  # numpy semantics: 1-D operands become a row/column and are dropped after
-        out = tf.matmul(x[None] if a.rank == 1 else x, y[:, None] if b.rank == 1 else y)
+        out = tf.matmul(x[None] if a.rank == 1 else x, y[:, None] if b.rank == 1 else y,
+                        adjoint_a=adjoint_a, adjoint_b=adjoint_b)
         return tf.reshape(out, shape)
 
-    ctx.emit(run, [ctx.tensor(0, tuple(range(a.rank))), ctx.tensor(1, tuple(range(b.rank)))])
+    ctx.emit(run, [key_a, key_b])
+
+
+def _matrix_operand(ctx, i: int) -> tuple[str, bool]:
+    """Operand i in ONNX order, or with its last two axes swapped (BATCH_MATMUL's adj_x/adj_y
+    reads it transposed for free: attention's K^T)."""
+    x = ctx.input(i)
+    swapped = (*range(x.rank - 2), x.rank - 1, x.rank - 2)
+    if x.rank >= 2 and x.const is None and x.order is None and x.perm == swapped:
+        return ctx.tensor(i, swapped), True
+    return ctx.tensor(i, tuple(range(x.rank))), False

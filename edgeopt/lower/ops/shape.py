@@ -28,12 +28,58 @@ def _flatten_nhwc(ctx, x, out_shape) -> bool:
     return True
 
 
+def _blocks(src, dst) -> list[tuple[list[int], list[int]]] | None:
+    """Reshape src -> dst as aligned blocks (input axes, output axes) of equal size, in order."""
+    blocks, i, j = [], 0, 0
+    while i < len(src) and j < len(dst):
+        a, b, pa, pb = [i], [j], src[i], dst[j]
+        i, j = i + 1, j + 1
+        while pa != pb:
+            if pa < pb and i < len(src):
+                a.append(i)
+                pa, i = pa * src[i], i + 1
+            elif pb < pa and j < len(dst):
+                b.append(j)
+                pb, j = pb * dst[j], j + 1
+            else:
+                return None
+        blocks.append((a, b))
+    if not blocks or any(src[k] != 1 for k in range(i, len(src))) or any(dst[k] != 1 for k in range(j, len(dst))):
+        return None
+    blocks[-1][0].extend(range(i, len(src)))  # trailing size-1 axes join the last block
+    blocks[-1][1].extend(range(j, len(dst)))
+    return blocks
+
+
+def _reshape_in_layout(x, out_shape) -> tuple[int, ...] | None:
+    """The layout in which reshaping x's TF tensor directly gives the ONNX reshape: each block
+    of merged/split axes must lie contiguous and in order in x's layout; the blocks themselves
+    may be stored in any order (NHWC [N,H,W,C] -> ONNX [N, C, H*W] is TF [N, H*W, C])."""
+    blocks = _blocks(x.shape, out_shape)
+    if blocks is None:
+        return None
+    placed = []
+    for inputs, outputs in blocks:
+        positions = [x.perm.index(a) for a in inputs]
+        if positions != list(range(positions[0], positions[0] + len(positions))):
+            return None
+        placed.append((positions[0], outputs))
+    return tuple(axis for _, outputs in sorted(placed) for axis in outputs)
+
+
 def _reshape_to(ctx, x, out_shape) -> None:
     out_shape = [int(d) for d in out_shape]
     if x.const is not None:
         ctx.emit_constant(x.const.reshape(out_shape))
-    elif not _flatten_nhwc(ctx, x, out_shape):
-        ctx.emit(lambda t: tf.reshape(t, out_shape), [ctx.tensor(0, identity(x.rank))])
+        return
+    if _flatten_nhwc(ctx, x, out_shape):
+        return
+    perm = _reshape_in_layout(x, out_shape) if x.order is None and x.perm != identity(x.rank) else None
+    if perm is not None:
+        tf_shape = [out_shape[a] for a in perm]
+        ctx.emit(lambda t: tf.reshape(t, tf_shape), [ctx.tensor(0, x.perm)], perm)
+        return
+    ctx.emit(lambda t: tf.reshape(t, out_shape), [ctx.tensor(0, identity(x.rank))])
 
 
 @lowers("Flatten")
@@ -44,7 +90,7 @@ def flatten(ctx):
     _reshape_to(ctx, x, (int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:]))))
 
 
-@lowers("Reshape")
+@lowers("Reshape", layout="any")
 def reshape(ctx):
     x = ctx.input(0)
     target = [int(d) for d in ctx.const(1, "shape")]
