@@ -3,6 +3,10 @@
 Pads TF cannot express ("SAME"/"VALID") become an explicit PAD (MaxPool: see
 `_max_pool_pad`); an average whose window count differs from TF's (count_include_pad,
 ceil_mode) is rescaled by a constant map of window counts computed at lowering time.
+A window larger than the padded input (transformers' EfficientNet pools its 7x7 map with a
+1280x1280 ceil-mode window) is cut to the padded input first: padding up to the window
+would make a 1280x1280x1280 tensor (8 GB) that planning, calibration and the runtime all
+allocate.
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ def _ceil_extra(ctx, sizes, kernel, strides, pads) -> list[int]:
     return extra
 
 
+def _fit_window(sizes, kernel, pads, padding):
+    """The kernel cut to the padded input, and the TF padding for it. Such a window gives one
+    output along its axis (ONNX and PyTorch require a window to start inside the padded
+    input), covering the same positions as before: what lies beyond was never counted."""
+    fitted = [min(k, n + b + e) for n, k, (b, e) in zip(sizes, kernel, pads)]
+    if fitted == list(kernel):
+        return list(kernel), padding
+    return fitted, "VALID" if all(p == (0, 0) for p in pads) else None
+
+
 def _common(ctx):
     x = ctx.input(0)
     require_2d(ctx, x.rank)
@@ -41,6 +55,7 @@ def _common(ctx):
     strides, dilations, pads, padding = window(ctx, x.shape, kernel)
     if list(dilations) != [1, 1]:
         ctx.unsupported(f"pooling with dilations {dilations}")
+    kernel, padding = _fit_window(x.shape[2:], kernel, pads, padding)
     extra = _ceil_extra(ctx, x.shape[2:], kernel, strides, pads)
     if any(extra):
         padding = None
