@@ -9,8 +9,10 @@ from edgeopt.ir.analysis import analyze
 from edgeopt.passes.base import Pass, PassReport, make_pass
 
 # Order matters: folding first exposes constant BN/Conv inputs and static shapes;
-# removing identities exposes adjacent transposes; pads fold once their pads are constants.
-CLEANUP_ORDER = ["fold-constants", "remove-identity", "gather-to-reshape", "fold-batchnorm", "fold-pads",
+# removing identities exposes adjacent transposes; pads fold once their pads are constants;
+# a Softmax NaN guard is judged once its input cone is folded.
+CLEANUP_ORDER = ["fold-constants", "remove-identity", "gather-to-reshape",
+                 "drop-softmax-nan-guard", "fold-batchnorm", "fold-pads",
                  "cancel-transposes"]
 
 
