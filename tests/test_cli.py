@@ -1,13 +1,19 @@
-"""The command line: exit codes, --json reports, the config file."""
+"""The command line: exit codes, --json reports, the config file, and the human tables of a
+real build and smoke test."""
 
 from __future__ import annotations
 
 import json
+import re
 
+import numpy as np
+import onnx
 import pytest
 
 import edgeopt
+from edgeopt import cli
 from edgeopt.cli import main
+from edgeopt.profiles import load_profile
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -127,3 +133,91 @@ def test_check_coral_converts_a_source_model_first(capsys, digits):
 def test_check_names_a_missing_file(capsys, tmp_path):
     code, _, err = run(capsys, "check", str(tmp_path / "gone.tflite"))
     assert code == 3 and "gone.tflite: no such file" in err
+
+
+@pytest.fixture
+def wide(monkeypatch):
+    """A terminal wide enough that no table cell wraps."""
+    monkeypatch.setattr(cli.screen, "width", 250)
+
+
+def table_row(out: str, *cells: str) -> bool:
+    """Whether a line of a rich table holds exactly these cells, in this order."""
+    pattern = r"[│┃]\s*" + r"\s*[│┃]\s*".join(map(re.escape, cells)) + r"\s*[│┃]"
+    return re.search(pattern, out) is not None
+
+
+def size_rows(bundle) -> dict:
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    return {row["check"]: row for row in manifest["size_check"]["rows"]}
+
+
+def test_build_without_json_prints_passes_fidelity_and_size_check(capsys, tmp_path, wide, conv_gemm_path):
+    """A float32 build of the tiny Conv-Relu-Flatten-Gemm net: its weights are the initializers'
+    bytes, 4 x 350 = 1,400 B; its arena by hand (greedy by size, TFLite's planner): x 64 B,
+    c, r, f 128 B each, y 40 B; c at 0, r (live with c) at 128, f (not live with c) at 0, x and
+    y at 128: 256 B."""
+    weights = sum(onnx.numpy_helper.to_array(t).nbytes for t in onnx.load(conv_gemm_path).graph.initializer)
+    assert weights == 1400
+    np.savez(tmp_path / "eval.npz", x=np.random.default_rng(5).standard_normal((16, 1, 4, 4)).astype(np.float32))
+    code, out, err = run(capsys, "build", str(conv_gemm_path), "--quant", "float32", "--profile", "rpi4",
+                         "--eval", str(tmp_path / "eval.npz"), "--out", str(tmp_path / "dist"), "--quiet")
+    assert code == 0, err
+    assert table_row(out, "pass", "changes", "params", "MACs")
+    assert table_row(out, "fold-constants", "0", "350 → 350", "608 → 608")
+    assert table_row(out, "cancel-transposes", "0", "350 → 350", "608 → 608")
+    assert table_row(out, "held-out samples", "16") and table_row(out, "top-1 agreement", "100.00%")
+    assert table_row(out, "SQNR", "exact") and table_row(out, "max abs error", "0")
+    assert "label accuracy" not in out  # no labels given
+    assert "Size check: onnx on rpi4" in out and "Edge TPU" not in out
+    assert "weights 1.4 KiB + activation arena 256 B + onnx runtime 31.0 MiB; budget 50% of 4.0 GiB RAM" in out
+    bundle = tmp_path / "dist" / "conv_gemm-onnx-rpi4"
+    assert table_row(out, "storage", "1.8 KiB", "3.7 GiB", "3.7 GiB", "ok")
+    rows = size_rows(bundle)
+    assert rows["ram"]["used"] == weights + 256 + load_profile("rpi4").runtime_overhead_bytes("onnx")
+    assert rows["storage"]["used"] == (bundle / "model.onnx").stat().st_size
+    assert f"bundle {bundle}" in out and re.search(r"\(sha256 [0-9a-f]{64}\)", out)
+
+
+def test_coral_build_prints_the_edge_tpu_log_and_smoke_its_table(capsys, tmp_path, wide, digits):
+    """The digits CNN for coral: weights by hand are int8 kernels 3*3*1*16 + 3*3*16*32 +
+    3*3*32*32 + 512*10 = 19,088 B, int32 biases (16+32+32+10)*4 = 360 B and the flatten's
+    RESHAPE shape, 2 int32 = 8 B: 19,456 B. The arena is the float source's: the first conv's
+    output and its ReLU, 16x16x16 float32 each, live together: 32,768 B."""
+    weights, arena = 19_088 + 360 + 8, 2 * 16 * 16 * 16 * 4
+    code, out, err = run(capsys, "build", str(digits["model"]), "--target", "coral", "--profile", "coral-usb",
+                         "--calib", str(digits["calib"]), "--eval", str(digits["eval"]), "--out",
+                         str(tmp_path / "dist"), "--quiet")
+    assert code == 0, err
+    assert table_row(out, "fold-batchnorm", "0", "19,180 → 19,180", "484,352 → 484,352")
+    assert table_row(out, "held-out samples", "300") and table_row(out, "top-1 agreement", "100.00%")
+    sqnr = float(re.search(r"│ SQNR\s*│ ([0-9.]+) dB", out).group(1))
+    assert 30 < sqnr < 60  # int8 of a 3-conv net: ~39 dB
+    original, artefact = (float(v) for v in re.findall(r"label accuracy \((?:original|artefact)\)\s*│ ([0-9.]+)%", out))
+    assert original >= 95 and original - artefact <= 1
+    # the predicted compiler log, in the compiler's own words
+    assert "Edge TPU Compiler version 16.0.384591198 (predicted by edgeopt; the compiler was not run)" in out
+    assert "On-chip memory used for caching model parameters: 19.00KiB" in out
+    assert "Off-chip memory used for streaming uncached model parameters: 0.00B" in out
+    assert "Number of operations that will run on Edge TPU: 9\nNumber of operations that will run on CPU: 0" in out
+    assert re.search(r"CONV_2D\s+3\s+Mapped to Edge TPU", out) and re.search(r"MAX_POOL_2D\s+2\s+Mapped to Edge TPU", out)
+    # the size check, whose figures the manifest holds to the byte
+    assert "Size check: coral on coral-usb" in out
+    assert "weights 19.0 KiB + activation arena 32.0 KiB + coral runtime 11.0 MiB" in out
+    assert table_row(out, "edgetpu-param-cache", "19.0 KiB", "6.9 MiB", "6.9 MiB", "ok")
+    profile = load_profile("coral-usb")
+    rows = size_rows(tmp_path / "dist" / "digits_cnn-coral-coral-usb")
+    assert rows["ram"]["used"] == weights + arena + profile.runtime_overhead_bytes("coral")
+    assert rows["edgetpu-param-cache"]["used"] == weights and rows["edgetpu-param-cache"]["budget"] == profile.param_cache_bytes
+    assert rows["edgetpu-param-cache"]["informational"]
+
+    code, out, err = run(capsys, "smoke", str(tmp_path / "dist" / "digits_cnn-coral-coral-usb"), "--runs", "3")
+    assert code == 0, err
+    assert "smoke test on local (ai-edge-litert (CPU), " in out  # no Edge TPU here: the CPU fallback
+    assert table_row(out, "output", "max abs error", "atol", "status")
+    cells = re.search(r"│ linear\s*│ (\S+)\s*│ (\S+)\s*│ ok\s*│", out)
+    assert cells and float(cells.group(1)) <= float(cells.group(2))
+    caption = " ".join(out.split())  # the caption wraps to the table's width
+    latency = re.search(r"latency p50 ([0-9.]+) ms, p90 ([0-9.]+) ms \(3 runs, 1 thread\(s\)\); peak RSS ([0-9.]+) MiB",
+                        caption)
+    assert latency and 0 < float(latency.group(1)) <= float(latency.group(2)) < 1000 and float(latency.group(3)) > 10

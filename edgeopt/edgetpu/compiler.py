@@ -7,7 +7,9 @@ table), -o (output directory), --timeout_sec, -n/--num_segments (pipelining).
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from edgeopt.errors import CompileError, UsageError
 
 COMPILER = "edgetpu_compiler"
 DEFAULT_TIMEOUT_S = 180  # the compiler's own default (--timeout_sec)
+GRACE_S = 30  # we wait this much past --timeout_sec, so the compiler's own timer speaks first
 
 
 @dataclass(frozen=True)
@@ -60,22 +63,40 @@ def find_compiler(options: EdgeTpuOptions) -> str | None:
     return found
 
 
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (AttributeError, ProcessLookupError):  # no process groups (Windows), or already gone
+        process.kill()
+    process.communicate()
+
+
 def run_compiler(executable: str, model: bytes, model_name: str, options: EdgeTpuOptions) -> Compiled:
     """Compile in a scratch directory; raise CompileError with the compiler's own words on failure."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-edgetpu-") as scratch:
         work = Path(scratch)
         (work / model_name).write_bytes(model)
         args = [executable, *command(model_name, options)[1:]]
-        try:
-            done = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=options.timeout_s + 30)
-        except subprocess.TimeoutExpired:
-            raise CompileError(f"edgetpu_compiler did not finish within {options.timeout_s + 30} s",
-                               hint="Raise --edgetpu-timeout, or split the model with --edgetpu-segments.") from None
-        text = done.stdout + done.stderr
+        # its own process group, so a timeout also ends what a wrapper (a docker run, a script) started
+        with subprocess.Popen(args, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True) as done:
+            try:
+                stdout, stderr = done.communicate(timeout=options.timeout_s + GRACE_S)
+            except subprocess.TimeoutExpired:
+                _kill_group(done)
+                raise CompileError(f"edgetpu_compiler did not finish within {options.timeout_s + GRACE_S} s",
+                                   hint="Raise --edgetpu-timeout, or split the model with --edgetpu-segments.") from None
+            except BaseException:  # Ctrl-C: its own session does not get the signal
+                _kill_group(done)
+                raise
+        text = stdout + stderr
         log = parse_log(text)
         outputs = {p.name: p.read_bytes() for p in sorted(work.glob("*_edgetpu.tflite"))}
         if done.returncode != 0 or log.errors or not outputs:
-            said = "; ".join(log.errors) or (text.strip().splitlines() or ["no output"])[-1]
+            last = (text.strip().splitlines() or ["nothing printed"])[-1]
+            if not (done.returncode or log.errors):  # it says it succeeded, but left no compiled model
+                last = f"it wrote no {Path(model_name).stem}_edgetpu.tflite (its last line: {last})"
+            said = "; ".join(log.errors) or last
             raise CompileError(f"edgetpu_compiler failed on {model_name} (exit {done.returncode}): {said}",
                                hint="See the analysis above for the op it names; `edgeopt check --target coral` "
                                     "explains each rule.", details={"log": text})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -71,9 +72,28 @@ def test_digits_cnn_keeps_the_int8_fidelity_of_the_tflite_target(digits_coral, d
     assert coral.reference_accuracy - coral.artefact_accuracy <= 0.01
 
 
+def run_runner(bundle: Path) -> tuple[dict, str]:
+    """The bundle's own runner, as a device runs it: `python3 runner.py --json`; (report, stderr)."""
+    done = subprocess.run([sys.executable, "runner.py", "--json", "--runs", "2"], cwd=bundle, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def assert_matches_golden(report: dict, bundle: Path):
+    assert report["ok"] and report["golden_samples"] == len(np.load(bundle / "golden" / "input_0.npy"))
+    assert [row["name"] for row in report["outputs"]] == ["linear"]
+    assert all(row["ok"] and row["max_abs_error"] <= row["atol"] for row in report["outputs"])
+
+
 def test_the_bundle_runs_on_the_cpu_with_a_warning_when_there_is_no_edge_tpu(digits_coral):
     report = smoke(digits_coral.bundle.directory, board="local", runs=5)
-    assert report["ok"] and report["runtime"].endswith("(CPU)")
+    assert report["ok"] and report["runtime"] == "ai-edge-litert (CPU)"
+    report, stderr = run_runner(digits_coral.bundle.directory)
+    assert "edgeopt: WARNING running model.tflite on the CPU, not the Edge TPU: the bundle has no compiled model " \
+           "(finish with its compile command)" in stderr
+    assert report["runtime"] == "ai-edge-litert (CPU)"
+    assert_matches_golden(report, digits_coral.bundle.directory)
 
 
 def test_mobilenet_v2_maps_entirely(mobilenet, tmp_path):
@@ -114,15 +134,33 @@ sys.exit({exit_code})
     return script
 
 
-def test_the_compiler_is_run_and_its_log_bundled(digits, tmp_path):
+@pytest.fixture(scope="module")
+def compiled_coral(digits, tmp_path_factory):
+    """A coral build whose compile ran (the stand-in): the bundle holds model_edgetpu.tflite."""
+    tmp_path = tmp_path_factory.mktemp("compiled")
     compiler = stand_in_compiler(tmp_path, fixture("fully_mapped_yolov7_tiny_search_delegate_1672.txt"))
-    result = coral_build(digits, tmp_path / "dist", edgetpu=EdgeTpuOptions(str(compiler), num_segments=2, timeout_s=60))
+    return coral_build(digits, tmp_path / "dist", edgetpu=EdgeTpuOptions(str(compiler), num_segments=2, timeout_s=60))
+
+
+def test_the_compiler_is_run_and_its_log_bundled(compiled_coral):
+    result = compiled_coral
     edgetpu = result.manifest["artefact"]["edgetpu"]
     assert edgetpu["compiled"] == ["model_edgetpu.tflite"]
     assert edgetpu["compiler"]["compiler_version"] == "16.0.384591198" and edgetpu["compiler"]["total_ops"] == 246
     log = (result.bundle.directory / "edgetpu_compiler.log").read_text()
     assert "ARGS -s -o . --timeout_sec 60 --num_segments 2 model.tflite" in log
     assert (result.bundle.directory / "model_edgetpu.tflite").read_bytes() == result.artefact.files["model.tflite"]
+
+
+def test_a_compiled_bundle_without_an_edge_tpu_delegate_falls_back_to_the_cpu(compiled_coral):
+    """The runner tries each runtime's Edge TPU delegate; here ai-edge-litert is installed and
+    libedgetpu is not, so it names why, warns, and runs model.tflite on the CPU."""
+    bundle = compiled_coral.bundle.directory
+    report, stderr = run_runner(bundle)
+    assert "edgeopt: no usable Edge TPU (ai-edge-litert: libedgetpu.so.1" in stderr
+    assert "edgeopt: WARNING running model.tflite on the CPU, not the Edge TPU: see above" in stderr
+    assert report["runtime"] == "ai-edge-litert (CPU)"
+    assert_matches_golden(report, bundle)
 
 
 def test_a_compiler_failure_is_exit_7_in_its_own_words_with_no_bundle(digits, tmp_path):
