@@ -1,6 +1,7 @@
 """The analyser against real edgetpu_compiler logs, on the models those logs describe, rebuilt
 here: the model code is quoted with each log (tests/edgetpu/logs/, '# model:' headers), and an
-op's mapping does not depend on its weight values, so untrained weights stand in.
+op's mapping does not depend on its weight values, so untrained weights stand in (seeded, so a
+run is the same model every time: each model and its representative data have their own seed).
 
 Today's converter (TF 2.21) is not the reporters' (TF 2.0-2.4): it may add or fold an op
 (a Flatten's RESHAPE), so each log's op types and statuses are compared, and counts where the
@@ -52,6 +53,7 @@ def _compare(data: bytes, log_name: str, same_counts: set[str]) -> None:
 
 def _mnist():
     """TF Model Garden's MNIST model, as quoted (tests/edgetpu/logs/operation_log_mnist_*)."""
+    tf.keras.utils.set_random_seed(1)
     layers = tf.keras.layers
     image = layers.Input(batch_shape=(1, 28, 28, 1))
     y = layers.Conv2D(32, 5, padding="same", activation="relu")(image)
@@ -71,6 +73,7 @@ def test_mnist_model_garden_all_three_io_types(io):
 
 
 def test_trivial_keras_cnn_uint8():
+    tf.keras.utils.set_random_seed(2)
     layers = tf.keras.layers
     model = tf.keras.Sequential([
         layers.Input(batch_shape=(1, 100, 100, 3)),
@@ -87,6 +90,7 @@ def test_keras_mobilenet_v2_with_float_io():
     """The op counts in the log match keras.applications.MobileNetV2 (with its top) exactly;
     they do not depend on the input size, so 96x96 keeps the test quick. TF 2.21 folds the
     five Keras ZeroPadding2D layers into the convolutions: no PAD ops (the log's are mapped)."""
+    tf.keras.utils.set_random_seed(3)
     model = tf.keras.applications.MobileNetV2(input_tensor=tf.keras.layers.Input(batch_shape=(1, 96, 96, 3)),
                                               weights=None)
     _compare(_convert(model, (96, 96, 3), "float"), "dequantize_unsupported_data_type_f0cal_20.txt",
