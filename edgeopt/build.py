@@ -62,6 +62,8 @@ class BuildResult:
     size_check: SizeCheck | None
     source_analysis: Analysis
     artefact_analysis: Analysis | None
+    # seconds and peak RSS per stage: in the --json report, not in the manifest (byte-reproducible)
+    stages: list[dict] = field(default_factory=list)
 
 
 def _source_digest(path: Path) -> str:
@@ -102,6 +104,7 @@ def _device_layout(array: np.ndarray, spec: dict) -> np.ndarray:
 
 def _golden(artefact: Artefact, data: Dataset, batch: int, samples: int) -> tuple[dict[str, bytes], dict]:
     """Golden float inputs and expected outputs, in the device's layout (see manifest perm)."""
+    samples = min(samples, data.size)  # a small --calib split may hold fewer held-out samples
     count = max(batch, samples - samples % batch)
     inputs = [data.inputs[s["name"]][:count] for s in artefact.inputs]
     feeds = [dict(zip((s["name"] for s in artefact.inputs), (x[i:i + batch] for x in inputs))) for i in range(0, count, batch)]
@@ -171,16 +174,16 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     preprocess = Preprocess.parse(request.preprocess) if request.preprocess else None
     options = FrontendOptions(request.input_shapes, request.trust_pickle, request.module)
 
-    with progress.step(f"Loading {request.model}"):
+    with progress.step(f"Loading {request.model}", "load"):
         loaded = load_model(request.model, options)
     source_analysis = analyze(loaded.model)
     calib, evaluation = _datasets(request, loaded, preprocess, progress)
-    with progress.step("Cleanup passes"):
+    with progress.step("Cleanup passes", "cleanup"):
         model, reports = passes.run_passes(loaded.model)
     batch = input_specs(model)[0].shape[0]
-    with progress.step(f"Compiling for {request.target} ({request.quant})"):
+    with progress.step(f"Compiling for {request.target} ({request.quant})", "compile"):
         artefact = backend.compile(model, _compile_options(request, backend, calib, profile))
-    with progress.step(f"Verifying on {evaluation.size} held-out samples"):
+    with progress.step(f"Verifying on {evaluation.size} held-out samples", "verify"):
         fidelity = verify.measure(loaded.reference, artefact.run, evaluation, batch)
     verify.gate(fidelity, request.max_drop)
     artefact_analysis = analyze(artefact.model) if artefact.model is not None else None
@@ -222,6 +225,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         "files": {path: sha256(data) for path, data in sorted(files.items())},
     }
     files[MANIFEST] = manifest_bytes(manifest)
-    with progress.step(f"Writing bundle {request.out / name}"):
+    with progress.step(f"Writing bundle {request.out / name}", "bundle"):
         bundle = write_bundle(request.out, name, files)
-    return BuildResult(bundle, manifest, artefact, fidelity, sizes, source_analysis, artefact_analysis)
+    return BuildResult(bundle, manifest, artefact, fidelity, sizes, source_analysis, artefact_analysis,
+                       [cost.to_json() for cost in progress.stages])

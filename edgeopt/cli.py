@@ -112,7 +112,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
-    from edgeopt.report import edgetpu_fix_lines, fidelity_table, passes_table
+    from edgeopt.report import edgetpu_fix_lines, fidelity_table, passes_table, stages_table
 
     if not model:
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
@@ -128,7 +128,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
     result = run_build(request, Progress(quiet=quiet or json_output))
     if json_output:
         _print_json({"ok": True, "bundle": str(result.bundle.directory), "tarball": str(result.bundle.tarball),
-                     "tarball_sha256": result.bundle.sha256, "manifest": result.manifest})
+                     "tarball_sha256": result.bundle.sha256, "manifest": result.manifest, "stages": result.stages})
         return
     from edgeopt.profiles import render
 
@@ -143,6 +143,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
         screen.print(escape("\n".join(edgetpu_fix_lines(fix))))
     if result.size_check:
         screen.print(render(result.size_check))
+    screen.print(stages_table(result.stages))
     screen.print(f"[bold green]bundle[/] {result.bundle.directory}\n[bold green]tarball[/] {result.bundle.tarball} "
               f"(sha256 {result.bundle.sha256})")
 

@@ -73,6 +73,19 @@ def passes_table(reports: list[dict]) -> Table:
     return table
 
 
+def stages_table(stages: list[dict]) -> Table:
+    """Where the build's time and memory went (a converter child's own peak beside the stage's)."""
+    table = Table(title="Build stages", title_justify="left")
+    for column in ("stage", "seconds", "peak RSS"):
+        table.add_column(column, justify="left" if column == "stage" else "right")
+    for stage in stages:
+        peak = f"{stage['peak_rss_mb']:,.0f} MB"
+        if stage.get("child_peak_rss_mb"):
+            peak += f" (converter {stage['child_peak_rss_mb']:,.0f} MB)"
+        table.add_row(stage["stage"], f"{stage['seconds']:.1f}", peak)
+    return table
+
+
 def smoke_table(report: dict) -> Table:
     table = Table(title=f"smoke test on {report['board']} ({report['runtime']}, {report['machine']})", title_justify="left")
     for column in ("output", "max abs error", "atol", "status"):

@@ -105,7 +105,9 @@ def calibrate_and_convert(model, options: CompileOptions, split_groups: bool = F
     from edgeopt.quant.bias_correction import correct_biases
     from edgeopt.quant.ranges import activation_ranges
     from edgeopt.tflite.convert import convert, representative_data
+    from edgeopt.tflite.isolated import start_converter
 
+    start_converter()  # its TF import runs while we lower
     lowered = lower(model, split_groups)
     info: dict = {"quant": options.quant}
     if options.quant != "int8":

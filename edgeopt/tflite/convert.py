@@ -14,8 +14,8 @@ import numpy as np
 
 from edgeopt.errors import CompileError, UnsupportedOpError
 from edgeopt.lower import LoweredModel
-from edgeopt.quiet import captured_output
 from edgeopt.tflite.compact import share_vectors
+from edgeopt.tflite.isolated import run_converter
 from edgeopt.tflite.reader import TfliteModel, read_tflite
 
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
@@ -51,22 +51,6 @@ def op_node(lowered: LoweredModel, model: TfliteModel, op) -> str | None:
         return step.node
     constants = [model.tensor(i) for i in op.inputs if i >= 0 and model.tensor(i).constant]
     return node_of(lowered, " ".join(t.name for t in constants))
-
-
-def _configure(converter, quant: str, representative, io_dtype: str) -> None:
-    import tensorflow as tf
-
-    if quant == "float32":
-        return
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    elif quant == "int8":
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        io = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}[io_dtype]
-        converter.inference_input_type = io
-        converter.inference_output_type = io
 
 
 def _conversion_error(lowered: LoweredModel, said: str, log: str, quant: str) -> Exception:
@@ -110,16 +94,11 @@ def float_ops_in_int8(lowered: LoweredModel, model: TfliteModel) -> list[str]:
 
 def convert(lowered: LoweredModel, quant: str, *, representative: Callable[[], Iterable] | None = None,
             io_dtype: str = "int8") -> bytes:
-    import tensorflow as tf
-
-    function = lowered.function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function], lowered)
-    _configure(converter, quant, representative, io_dtype)
-    try:
-        with captured_output() as log:
-            data = converter.convert()
-    except Exception as exc:
-        raise _conversion_error(lowered, str(exc), log.text, quant) from None
+    """Convert in a child process (edgeopt.tflite.isolated); the converter's failures as our errors."""
+    outcome = run_converter(lowered, quant, representative, io_dtype)
+    if outcome.data is None:
+        raise _conversion_error(lowered, outcome.said, outcome.log, quant)
+    data = outcome.data
     if quant == "int8":
         floats = float_ops_in_int8(lowered, read_tflite(data))
         if floats:
@@ -131,8 +110,8 @@ def convert(lowered: LoweredModel, quant: str, *, representative: Callable[[], I
 
 
 def representative_data(lowered: LoweredModel, feeds: Iterable[dict]) -> Callable[[], Iterable[list[np.ndarray]]]:
-    """The converter's representative_dataset: samples in signature order and TF layout."""
-    feeds = list(feeds)
+    """The converter's representative_dataset: samples in signature order and TF layout, made
+    one at a time as the converter asks (`feeds` may be a re-iterable stream: it is not held)."""
 
     def generate():
         for feed in feeds:

@@ -1,0 +1,194 @@
+"""Run the TFLite converter in a child process under a memory limit (edgeopt.tflite.child).
+
+In-process, a converter segfault killed the build with no message, and a runaway
+calibration (issue 11: 18 GB and growing) swapped the machine. Here either becomes a
+CompileError (exit 7) that names what the converter was doing. The lowered model crosses
+as a SavedModel of the same concrete function the converter would have read (the .tflite
+comes out byte-identical); calibration samples cross as a stream of .npy records written
+and read one at a time, so neither side holds the calibration set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+import edgeopt
+from edgeopt.errors import CompileError
+from edgeopt.lower import LoweredModel
+from edgeopt.progress import record_child_peak
+from edgeopt.quiet import captured_output
+from edgeopt.tflite.child import ERROR, LOG, MODEL_DIR, REQUEST, RESULT, SAMPLES, STATUS
+
+MEMORY_ENV = "EDGEOPT_CONVERTER_MEMORY_MB"  # overrides the limit below (tests, CI runners)
+AVAILABLE_SHARE = 0.75  # of the RAM available when the converter starts: the rest stays for the build and others
+POLL_SECONDS = 0.05
+_SERVER = None
+TF_INFO = re.compile(r"^[IW]\d{4} |^WARNING: All log messages|^To enable the following instructions")
+
+
+@dataclass
+class Outcome:
+    """The converted model, or the converter's exception text and what it logged."""
+
+    data: bytes | None = None
+    said: str = ""
+    log: str = ""
+
+
+def memory_limit_mb() -> int:
+    """$EDGEOPT_CONVERTER_MEMORY_MB, else a share of the memory available now (MemAvailable)."""
+    if os.environ.get(MEMORY_ENV):
+        return int(os.environ[MEMORY_ENV])
+    try:
+        meminfo = Path("/proc/meminfo").read_text()
+        available_kb = int(meminfo.split("MemAvailable:")[1].split()[0])
+    except (OSError, IndexError, ValueError):  # no /proc (macOS): no limit beyond the machine's
+        return 1 << 30
+    return int(available_kb / 1024 * AVAILABLE_SHARE)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) / 1024
+    except (OSError, IndexError, ValueError):  # exited, or no /proc
+        return 0.0
+
+
+def _write_inputs(workdir: Path, lowered: LoweredModel, quant: str, io_dtype: str,
+                  representative: Callable[[], Iterable] | None) -> None:
+    """The SavedModel, the calibration samples (streamed, one record per array) and the request."""
+    with captured_output():
+        tf_save(lowered, workdir / MODEL_DIR)
+    count = 0
+    if representative is not None:
+        with open(workdir / SAMPLES, "wb") as stream:
+            for sample in representative():
+                for array in sample:
+                    np.save(stream, np.asarray(array), allow_pickle=False)
+                count += 1
+    request = {"quant": quant, "io_dtype": io_dtype, "samples": count, "inputs": len(lowered.inputs)}
+    (workdir / REQUEST).write_text(json.dumps(request))
+
+
+def tf_save(lowered: LoweredModel, path: Path) -> None:
+    import tensorflow as tf
+
+    tf.saved_model.save(lowered, str(path), signatures={"serving_default": lowered.function()})
+
+
+def _status(workdir: Path) -> str:
+    try:
+        return (workdir / STATUS).read_text() or "starting"
+    except OSError:
+        return "starting"
+
+
+def _log_tail(workdir: Path, lines: int = 4) -> str:
+    """The child's last words, without TensorFlow's I/W info lines."""
+    try:
+        text = (workdir / LOG).read_text(errors="replace")
+    except OSError:
+        return ""
+    kept = [line for line in text.splitlines() if line.strip() and not TF_INFO.match(line)]
+    return "\n".join(kept[-lines:])
+
+
+class _Server:
+    """The fork server (edgeopt.tflite.child), started on the first conversion and kept."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-m", "edgeopt.tflite.child"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1,
+                                        env={**os.environ, "PYTHONPATH": _pythonpath()})
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def start(self, workdir: Path) -> int:
+        self.process.stdin.write(f"{workdir}\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def finished(self) -> bool:
+        return bool(select.select([self.process.stdout], [], [], POLL_SECONDS)[0])
+
+    def result(self) -> tuple[int, float]:
+        """(exit code, negative for a signal; peak RSS in MB) of the converter just run."""
+        code, peak_kb = self.process.stdout.readline().split()
+        return int(code), int(peak_kb) / 1024
+
+
+def _pythonpath() -> str:
+    """This edgeopt first, so that the server imports the same code as the build."""
+    root = str(Path(edgeopt.__file__).resolve().parents[1])
+    return os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+
+
+def start_converter() -> None:
+    """Start the fork server now, so that its TensorFlow import overlaps the caller's lowering."""
+    _server()
+
+
+def _server() -> _Server:
+    global _SERVER
+    if _SERVER is None or not _SERVER.alive():
+        _SERVER = _Server()
+    return _SERVER
+
+
+def _watch(server: _Server, pid: int, workdir: Path, limit_mb: int, quant: str) -> None:
+    """Wait for the converter; kill it past the memory limit. Raises CompileError naming the stage."""
+    while not server.finished():
+        rss = _rss_mb(pid)
+        if rss > limit_mb:
+            stage = _status(workdir)
+            os.kill(pid, signal.SIGKILL)
+            server.result()
+            raise CompileError(
+                f"the TFLite converter ({quant}) was stopped while {stage}: it used {rss:,.0f} MB, "
+                f"more than its limit of {limit_mb:,} MB",
+                hint=f"The limit is {AVAILABLE_SHARE:.0%} of the RAM available at the start (${MEMORY_ENV} sets it). "
+                     "Free memory, or build with another --quant; report it if the model is small.")
+    code, peak_mb = server.result()
+    record_child_peak(peak_mb)
+    if code < 0:
+        raise CompileError(f"the TFLite converter ({quant}) crashed ({signal.Signals(-code).name}) while "
+                           f"{_status(workdir)}",
+                           hint="Report this with the model attached; meanwhile try another --quant mode or "
+                                f"--target onnx.\n{_log_tail(workdir)}".rstrip())
+    if code != 0:
+        raise CompileError(f"the TFLite converter ({quant}) failed while {_status(workdir)}: {_log_tail(workdir)}",
+                           hint="Report this with the model attached; meanwhile try another --quant mode.")
+
+
+def run_converter(lowered: LoweredModel, quant: str, representative: Callable[[], Iterable] | None,
+                  io_dtype: str) -> Outcome:
+    """Convert `lowered` in a child process; the model, or what the converter said when it failed."""
+    with tempfile.TemporaryDirectory(prefix="edgeopt-convert-") as directory:
+        workdir = Path(directory)
+        _write_inputs(workdir, lowered, quant, io_dtype, representative)
+        server = _server()
+        pid = server.start(workdir)
+        try:
+            _watch(server, pid, workdir, memory_limit_mb(), quant)
+        except BaseException:
+            if _rss_mb(pid):  # interrupted (Ctrl-C) mid-conversion: leave no converter behind
+                os.kill(pid, signal.SIGKILL)
+            raise
+        if (workdir / ERROR).exists():
+            error = json.loads((workdir / ERROR).read_text())
+            return Outcome(said=error["said"], log=error["log"])
+        return Outcome(data=(workdir / RESULT).read_bytes())
