@@ -107,28 +107,49 @@ def _log_tail(workdir: Path, lines: int = 4) -> str:
 
 
 class _Server:
-    """The fork server (edgeopt.tflite.child), started on the first conversion and kept."""
+    """The fork server (edgeopt.tflite.child), started on the first conversion and kept.
+    Its replies are read from the raw pipe, line by line: a buffered reader could swallow a
+    result line that select() would then wait for in vain."""
 
     def __init__(self):
         self.process = subprocess.Popen([sys.executable, "-m", "edgeopt.tflite.child"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0,
                                         env={**os.environ, "PYTHONPATH": _pythonpath()})
+        self.pending = b""
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def _line(self, timeout: float | None) -> str | None:
+        """The server's next line, or None when it says nothing within `timeout` seconds."""
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self.pending:
+            if not select.select([fd], [], [], timeout)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise CompileError("the TFLite converter's fork server exited",
+                                   hint="Run `python -m edgeopt.tflite.child < /dev/null` to see why it cannot start.")
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode()
+
     def start(self, workdir: Path) -> int:
-        self.process.stdin.write(f"{workdir}\n")
-        self.process.stdin.flush()
-        return int(self.process.stdout.readline())
+        self.process.stdin.write(f"{workdir}\n".encode())
+        return int(self._line(None))
 
-    def finished(self) -> bool:
-        return bool(select.select([self.process.stdout], [], [], POLL_SECONDS)[0])
-
-    def result(self) -> tuple[int, float]:
-        """(exit code, negative for a signal; peak RSS in MB) of the converter just run."""
-        code, peak_kb = self.process.stdout.readline().split()
+    def result(self, timeout: float | None = None) -> tuple[int, float] | None:
+        """(exit code, negative for a signal; peak RSS in MB) of the converter just run, or
+        None while it runs on after `timeout` seconds."""
+        line = self._line(timeout)
+        if line is None:
+            return None
+        code, peak_kb = line.split()
         return int(code), int(peak_kb) / 1024
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 def _pythonpath() -> str:
@@ -151,7 +172,7 @@ def _server() -> _Server:
 
 def _watch(server: _Server, pid: int, workdir: Path, limit_mb: int, quant: str) -> None:
     """Wait for the converter; kill it past the memory limit. Raises CompileError naming the stage."""
-    while not server.finished():
+    while (result := server.result(POLL_SECONDS)) is None:
         rss = _rss_mb(pid)
         if rss > limit_mb:
             stage = _status(workdir)
@@ -162,7 +183,7 @@ def _watch(server: _Server, pid: int, workdir: Path, limit_mb: int, quant: str) 
                 f"more than its limit of {limit_mb:,} MB",
                 hint=f"The limit is {AVAILABLE_SHARE:.0%} of the RAM available at the start (${MEMORY_ENV} sets it). "
                      "Free memory, or build with another --quant; report it if the model is small.")
-    code, peak_mb = server.result()
+    code, peak_mb = result
     record_child_peak(peak_mb)
     if code < 0:
         raise CompileError(f"the TFLite converter ({quant}) crashed ({signal.Signals(-code).name}) while "
@@ -172,6 +193,16 @@ def _watch(server: _Server, pid: int, workdir: Path, limit_mb: int, quant: str) 
     if code != 0:
         raise CompileError(f"the TFLite converter ({quant}) failed while {_status(workdir)}: {_log_tail(workdir)}",
                            hint="Report this with the model attached; meanwhile try another --quant mode.")
+
+
+def _stop(pid: int) -> None:
+    global _SERVER
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _SERVER.stop()
+    _SERVER = None
 
 
 def run_converter(lowered: LoweredModel, quant: str, representative: Callable[[], Iterable] | None,
@@ -184,9 +215,8 @@ def run_converter(lowered: LoweredModel, quant: str, representative: Callable[[]
         pid = server.start(workdir)
         try:
             _watch(server, pid, workdir, memory_limit_mb(), quant)
-        except BaseException:
-            if _rss_mb(pid):  # interrupted (Ctrl-C) mid-conversion: leave no converter behind
-                os.kill(pid, signal.SIGKILL)
+        except KeyboardInterrupt:  # leave no converter behind, and no server owing a reply
+            _stop(pid)
             raise
         if (workdir / ERROR).exists():
             error = json.loads((workdir / ERROR).read_text())
