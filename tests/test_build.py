@@ -71,7 +71,12 @@ def test_float32_build_matches_exactly(digits, tmp_path):
 
 def test_smoke_passes_then_detects_tampering(int8_build, tmp_path):
     report = smoke(int8_build.bundle.tarball, runs=5)
-    assert report["ok"] and report["latency_ms"]["p50"] > 0 and report["peak_rss_mib"] > 10
+    assert report["ok"] and report["runtime"].startswith("onnxruntime ") and report["golden_samples"] == 8
+    assert len(report["outputs"]) == 1 and report["outputs"][0]["ok"]
+    assert report["outputs"][0]["max_abs_error"] <= report["outputs"][0]["atol"]
+    latency = report["latency_ms"]
+    assert latency["runs"] == 5 and 0 < latency["p50"] <= latency["p90"] < 1000
+    assert 10 < report["peak_rss_mib"] < 4096
     copy = tmp_path / "bundle"
     shutil.copytree(int8_build.bundle.directory, copy)
     expected = np.load(copy / "golden" / "output_0.npy")

@@ -117,9 +117,14 @@ def test_our_ranges_are_kept_exactly_by_the_converter(digits, method):
         assert np.min(np.abs(scales - expected) / expected) < 1e-5
 
 
-def test_bias_correction_is_recorded_per_layer(digits, tmp_path):
+def test_bias_correction_is_recorded_per_layer(digits, tmp_path, int8):
     result = tflite_build(digits, tmp_path, bias_correction=True)
     shifts = result.manifest["artefact"]["bias_correction"]
-    assert len(shifts) == 4 and all(v >= 0 for v in shifts.values())  # 3 convs and the linear layer
+    assert sorted(name.split("_")[1] for name in shifts) == ["Conv", "Conv", "Conv", "linear"]
+    # each layer's largest bias shift: 0.009-0.014 measured (2026-11-30); int8 rounding moves
+    # every layer's mean a little, never by a sizeable part of the trained biases
+    assert all(0.001 < v < 0.1 for v in shifts.values()), shifts
+    # measured on the 300 held-out digits: 39.4 dB without, 41.8 dB with bias correction
+    assert result.fidelity.sqnr_db > int8.fidelity.sqnr_db + 1.0
     assert result.fidelity.top1_agreement >= 0.99
     assert json.loads((result.bundle.directory / "manifest.json").read_text())["artefact"]["bias_correction"] == shifts

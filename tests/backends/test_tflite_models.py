@@ -63,7 +63,9 @@ def keras_mobilenet(tmp_path_factory):
     return path, data
 
 
-@pytest.mark.parametrize("quant, min_sqnr", [("float32", 80), ("int8", 12)])
+# int8: 41.3 dB measured on 600 samples (three draws of 200 like the fixture's, 41.30-41.33 dB)
+# and 41.28 dB on the 8 held out here (2026-11-30); 38 dB leaves 3 dB (twice the noise power)
+@pytest.mark.parametrize("quant, min_sqnr", [("float32", 80), ("int8", 38)])
 def test_keras_mobilenet_lowers_without_transposes(keras_mobilenet, tmp_path, quant, min_sqnr):
     path, data = keras_mobilenet
     result = tflite_build(path, tmp_path, quant=quant, calib=str(data), input_shapes={"input_layer": (1, 32, 32, 3)})
