@@ -1,11 +1,11 @@
 """Every constraint check of the Edge TPU rules table, each on one real int8 model that breaks
 it and one that keeps it, made by TensorFlow's converter (tests/edgetpu/tflite_models.py).
 
-Two rows need an edit of the converted flatbuffer, because TF 2.21 never writes them: a
+Some rows need an edit of the converted flatbuffer, because TF 2.21 never writes them: a
 SQUEEZE (the converter makes every static SQUEEZE a RESHAPE; the edited model is run by
-LiteRT against the RESHAPE it replaces), and a FULLY_CONNECTED with shuffled weights.
-A fused activation on a CONCATENATION is not here either: the converter keeps the RELU
-separate; the pooling ops exercise the same check.
+LiteRT against the RESHAPE it replaces), a FULLY_CONNECTED with shuffled weights, a
+STRIDED_SLICE with an ellipsis or new-axis mask (the converter resolves both), and a
+CONCATENATION with a fused activation (the converter keeps the RELU separate).
 """
 
 from __future__ import annotations
@@ -165,14 +165,27 @@ def test_squeeze_only_of_leading_ones(shape, axis, status):
     assert op.reason == ("SQUEEZE of a dimension that is not a leading 1" if status == LIMITATION else "")
 
 
-def test_fully_connected_with_shuffled_weights():
-    def edit(model):
-        for op in model.subgraphs[0].operators:
-            if isinstance(op.builtinOptions, schema.FullyConnectedOptionsT):
-                op.builtinOptions.weightsFormat = schema.FullyConnectedOptionsWeightsFormat.SHUFFLED4x16INT8
+@pytest.mark.parametrize("fn, shape, options, field, value, reason", [
+    (_dense, (1, 3), schema.FullyConnectedOptionsT, "weightsFormat",
+     schema.FullyConnectedOptionsWeightsFormat.SHUFFLED4x16INT8, "default weights format only"),
+    (lambda x: x[:, 1:5, :, 1:], IMAGE, schema.StridedSliceOptionsT, "ellipsisMask", 1, "an ellipsis or new-axis mask"),
+    (lambda x: x[:, 1:5, :, 1:], IMAGE, schema.StridedSliceOptionsT, "newAxisMask", 1, "an ellipsis or new-axis mask"),
+    (lambda x: tf.concat([x, 2 * x], -1), IMAGE, schema.ConcatenationOptionsT, "fusedActivationFunction",
+     schema.ActivationFunctionType.RELU, "CONCATENATION with a fused activation"),
+], ids=["fc-shuffled-weights", "strided-slice-ellipsis", "strided-slice-new-axis", "concat-fused-relu"])
+def test_options_todays_converter_does_not_write(fn, shape, options, field, value, reason):
+    """The converter's model, mapped, then with one option of the op set as older tools wrote it."""
+    data = tflite(fn, shape=shape)
+    opcode = {schema.FullyConnectedOptionsT: "FULLY_CONNECTED", schema.StridedSliceOptionsT: "STRIDED_SLICE",
+              schema.ConcatenationOptionsT: "CONCATENATION"}[options]
+    assert verdict_of(data, opcode)[1].status == MAPPED
 
-    _, op = verdict_of(rewrite(tflite(_dense, shape=(1, 3)), edit), "FULLY_CONNECTED")
-    assert op.status == LIMITATION and "default weights format only" in op.reason
+    def edit(model):
+        op = next(op for op in model.subgraphs[0].operators if isinstance(op.builtinOptions, options))
+        setattr(op.builtinOptions, field, value)
+
+    _, op = verdict_of(rewrite(data, edit), opcode)
+    assert op.status == LIMITATION and reason in op.reason, op.reason
 
 
 def test_every_rule_with_a_check_is_broken_here_or_in_test_analyse():
