@@ -168,6 +168,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     backend = get_backend(request.target)
     request = replace(request, quant=request.quant or backend.default_quant)
     _compile_options(request, backend, None)  # fail on bad flags before any slow work
+    backend.prepare()
     profile: Profile | None = load_profile(request.profile) if request.profile else None
     if profile is not None:
         profile.require_target(request.target)

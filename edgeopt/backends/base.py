@@ -57,5 +57,9 @@ class Backend:
     bias_correction: ClassVar[bool] = False
     runner_files: ClassVar[tuple[str, ...]] = ()  # device-side files borrowed from other targets/ folders
 
+    def prepare(self) -> None:
+        """Start slow helpers now (the TFLite converter's process imports TensorFlow for
+        seconds), so that they overlap loading the model rather than follow it."""
+
     def compile(self, model: ir.Model, options: CompileOptions) -> Artefact:
         raise NotImplementedError

@@ -21,6 +21,7 @@ from edgeopt.edgetpu.fix import fix_for_edgetpu
 from edgeopt.errors import CompileError, UnsupportedOpError
 from edgeopt.ir import input_specs
 from edgeopt.ir.cut import Cut
+from edgeopt.tflite.isolated import start_converter
 from edgeopt.tflite.reader import read_tflite
 
 MODEL_FILE = "model.tflite"
@@ -49,6 +50,9 @@ class CoralBackend(Backend):
     bias_correction = True
     runner_files = ("tflite/litert_model.py",)
     description = "Coral Edge TPU (full int8, analysed for edgetpu_compiler 16, compiled when it is installed)"
+
+    def prepare(self) -> None:
+        start_converter()
 
     def compile(self, model, options: CompileOptions) -> Artefact:
         _require_batch_one(model)

@@ -17,6 +17,7 @@ from edgeopt.errors import DataError
 from edgeopt.resources import data_dir
 from edgeopt.tflite.acceptance import accept
 from edgeopt.tflite.convert import IO_DTYPES, QUANT_MODES
+from edgeopt.tflite.isolated import start_converter
 from edgeopt.tflite.reader import TfliteModel, read_tflite
 
 MODEL_FILE = "model.tflite"
@@ -105,7 +106,6 @@ def calibrate_and_convert(model, options: CompileOptions, split_groups: bool = F
     from edgeopt.quant.bias_correction import correct_biases
     from edgeopt.quant.ranges import activation_ranges
     from edgeopt.tflite.convert import convert, representative_data
-    from edgeopt.tflite.isolated import start_converter
 
     start_converter()  # its TF import runs while we lower
     lowered = lower(model, split_groups)
@@ -136,6 +136,9 @@ class TfliteBackend(Backend):
     calibrations = ("minmax", "percentile", "mse")
     bias_correction = True
     description = "LiteRT/TFLite on phones and Linux boards (float32, float16, dynamic-range or full int8)"
+
+    def prepare(self) -> None:
+        start_converter()
 
     def compile(self, model, options: CompileOptions) -> Artefact:
         data, lowered, info = calibrate_and_convert(model, options)
