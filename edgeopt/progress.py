@@ -84,7 +84,7 @@ class Progress:
         start = time.perf_counter()
         yield
         child = max(_child_peaks[children_before:], default=None)
-        cost = StageCost(stage or text, round(time.perf_counter() - start, 2), peak_rss_mb(), child)
+        cost = StageCost(stage or text, round(time.perf_counter() - start, 3), peak_rss_mb(), child)
         self.stages.append(cost)
         peak = max(cost.peak_rss_mb, child or 0)
         self.note(f"[green]✓[/] {escape(text)} [dim]({cost.seconds:.1f} s, peak {peak:,.0f} MB)[/]")

@@ -27,8 +27,9 @@ def test_json_report_has_seconds_and_peak_rss_per_stage(capsys, tmp_path, conv_g
     report = json.loads(out)
     stages = {s["stage"]: s for s in report["stages"]}
     assert list(stages) == STAGES
-    assert all(s["seconds"] >= 0 for s in stages.values())  # cleanup of a 4-node net may round to 0.00
-    assert all(stages[name]["seconds"] > 0.01 for name in ("load", "compile", "verify")), stages
+    assert all(s["seconds"] >= 0 for s in stages.values())  # cleanup of a 4-node net may round to 0.000
+    assert stages["load"]["seconds"] > 0 and stages["verify"]["seconds"] > 0
+    assert stages["compile"]["seconds"] > 0.1, stages  # lowering, a SavedModel, a converter process
     # a Python process with TensorFlow loaded holds well over 100 MB; a 350-parameter net adds little
     assert all(100 < s["peak_rss_mb"] < 4000 for s in stages.values()), stages
     compile_stage = stages["compile"]
