@@ -51,7 +51,7 @@ def test_bundle_contents_and_manifest(int8_build):
     assert manifest["size_check"]["rows"][0]["check"] == "storage"
     assert [p["name"] for p in manifest["passes"]] == ["fold-constants", "remove-identity", "gather-to-reshape",
                                                        "drop-softmax-nan-guard", "fold-batchnorm", "fold-pads",
-                                                       "cancel-transposes"]
+                                                       "cancel-transposes", "collapse-reshape-chains"]
     assert manifest["golden"]["samples"] == 8
     weights = manifest["analysis"]["artefact"]["param_bytes"]
     assert weights.get("int8", 0) > 0.7 * manifest["analysis"]["source"]["param_bytes"]["float32"] / 4

@@ -10,10 +10,11 @@ from edgeopt.passes.base import Pass, PassReport, make_pass
 
 # Order matters: folding first exposes constant BN/Conv inputs and static shapes;
 # removing identities exposes adjacent transposes; pads fold once their pads are constants;
-# a Softmax NaN guard is judged once its input cone is folded.
+# a Softmax NaN guard is judged once its input cone is folded; Reshape/Transpose chains
+# collapse once transpose pairs have cancelled.
 CLEANUP_ORDER = ["fold-constants", "remove-identity", "gather-to-reshape",
                  "drop-softmax-nan-guard", "fold-batchnorm", "fold-pads",
-                 "cancel-transposes"]
+                 "cancel-transposes", "collapse-reshape-chains"]
 
 
 def run_passes(model: ir.Model, requested: list[Pass] | None = None, cleanup: bool = True) -> tuple[ir.Model, list[PassReport]]:

@@ -221,7 +221,7 @@ POOL_AND_REDUCE = [
 SHAPE = [
     case("Flatten-then-Gemm", "Flatten", X, then_gemm=144),
     case("Flatten-as-output", "Flatten", X, moves=1),  # the reorder to ONNX order happens at the output
-    case("Flatten-axis2", "Flatten", X, axis=2, moves=1),
+    case("Flatten-axis2", "Flatten", X, axis=2),  # NHWC [N,H,W,C] -> TF [H*W, N*C], ONNX [N*C, H*W]
     case("Reshape-to-2d-then-Gemm", "Reshape", X, ints(1, -1), then_gemm=144),
     case("Reshape-to-3d", "Reshape", X, ints(0, 4, -1)),  # NHWC [N,H,W,C] -> TF [N,H*W,C], ONNX [N,C,H*W]
     case("Reshape-3d-activation", "Reshape", Act((2, 5, 8)), ints(5, 16)),

@@ -49,6 +49,7 @@ def test_cleanup_passes_report_their_changes_and_params(build_model, measure, rn
     assert reports["fold-pads"].changes == [
         "Pad node 'zero_pad' [1, 1, 1, 1] folded into Conv node 'conv' (pads [1, 1, 1, 1])"]
     assert reports["cancel-transposes"].changes == ["cancelled Transpose pair 'to_nhwc' -> 'to_nchw'"]
+    assert reports["collapse-reshape-chains"].changes == []
     # params: 108 weights + 16 BN + ratio, training + 8 pads + zero, axes, minus_one (3) = 137
     assert [(r.params_before, r.params_after) for r in reports.values()] == [
         (137, 136),  # the three index constants become the 2-element Reshape target
@@ -58,6 +59,7 @@ def test_cleanup_passes_report_their_changes_and_params(build_model, measure, rn
         (134, 122),  # the 16 BN parameters go, the Conv gains a 4-element bias
         (122, 114),  # the Pad's 8 pads go into the Conv's attribute
         (114, 114),
+        (114, 114),  # no Reshape/Transpose chain with two Transposes left
     ]
     assert run.op_changes == {"Transpose": -2, "Identity": -1, "Dropout": -1, "BatchNormalization": -1,
                               "Pad": -1, "Shape": -1, "Gather": -1, "Unsqueeze": -1, "Concat": -1}

@@ -32,6 +32,10 @@ def _blocks(src, dst) -> list[tuple[list[int], list[int]]] | None:
     """Reshape src -> dst as aligned blocks (input axes, output axes) of equal size, in order."""
     blocks, i, j = [], 0, 0
     while i < len(src) and j < len(dst):
+        if (src[i] == 1) != (dst[j] == 1):  # a size-1 axis on one side only is a block of its own
+            blocks.append(([i], []) if src[i] == 1 else ([], [j]))
+            i, j = (i + 1, j) if src[i] == 1 else (i, j + 1)
+            continue
         a, b, pa, pb = [i], [j], src[i], dst[j]
         i, j = i + 1, j + 1
         while pa != pb:
@@ -60,6 +64,9 @@ def _reshape_in_layout(x, out_shape) -> tuple[int, ...] | None:
         return None
     placed = []
     for inputs, outputs in blocks:
+        if not inputs:  # a new size-1 axis: after whatever precedes it
+            placed.append(((placed[-1][0] if placed else -1) + 0.5, outputs))
+            continue
         positions = [x.perm.index(a) for a in inputs]
         if positions != list(range(positions[0], positions[0] + len(positions))):
             return None
