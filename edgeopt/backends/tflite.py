@@ -1,8 +1,11 @@
 """`tflite` target: LiteRT/TFLite on phones and Linux boards.
 
 IR -> TF (edgeopt.lower, NHWC) -> TFLiteConverter. int8 is full-integer with per-channel
-weights; activation ranges come from the converter's min/max calibration, or from our own
-percentile / MSE choice carried as fake-quant ranges; `--bias-correction` first moves each
+weights; activation ranges (min/max, percentile or MSE) are measured on the float lowering and
+carried as fake-quant ranges (edgeopt.quant.ranges; the converter's own calibration gives a
+tensor read only by an ADD or MUL that op's output range, which wipes out a transformer's
+residual branches: 9.7 against 24.4 dB on a 2-layer DistilBERT), masked attention scores get
+ranges of their own (edgeopt.quant.masks); `--bias-correction` first moves each
 conv/FC bias to cancel the mean error of int8 weight rounding.
 """
 
@@ -104,6 +107,7 @@ def calibrate_and_convert(model, options: CompileOptions, split_groups: bool = F
     which splits grouped convs (see edgeopt.lower.lower)."""
     from edgeopt.lower import lower
     from edgeopt.quant.bias_correction import correct_biases
+    from edgeopt.quant.masks import mask_ranges
     from edgeopt.quant.ranges import activation_ranges
     from edgeopt.tflite.convert import convert, representative_data
 
@@ -117,13 +121,12 @@ def calibrate_and_convert(model, options: CompileOptions, split_groups: bool = F
     batch = lowered.inputs[0].shape[0]
     feeds = list(options.calibration.batches(batch))
     method = options.calibration_method
-    ranges = activation_ranges(lowered, feeds, method) if method != "minmax" else None
+    ranges = activation_ranges(lowered, feeds, method)
     info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
     if options.bias_correction:
         corrections = correct_biases(lowered, feeds[:BIAS_CORRECTION_SAMPLES], ranges)
         info["bias_correction"] = {c.node: round(c.max_shift, 6) for c in corrections}
-    if method != "minmax":
-        lowered.set_ranges(ranges)
+    lowered.set_ranges({**ranges, **mask_ranges(model, lowered, feeds)})
     data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype=options.io_dtype)
     return data, lowered, info
 

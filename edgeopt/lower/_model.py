@@ -116,7 +116,8 @@ class LoweredModel(tf.Module):
 
 
 def _fake_quant(tensor, bounds):
-    if bounds is None:
+    """Integer and boolean tensors (token ids, masks, indices) stay exact: never fake-quantized."""
+    if bounds is None or not tensor.dtype.is_floating:
         return tensor
     low, high = bounds
     return tf.quantization.fake_quant_with_min_max_vars(tensor, low, high, num_bits=8, narrow_range=False)

@@ -37,9 +37,7 @@ def layer_norm(ctx):
     outputs = [i for i in range(3) if i == 0 or ctx.output_used(i)]
 
     def run(t):
-        mean = tf.reduce_mean(t, tf_axes, keepdims=True)
-        centred = t - mean
-        inverse_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), tf_axes, keepdims=True) + epsilon)
+        mean, centred, inverse_std = _statistics(t, tf_axes, epsilon)
         y = centred * inverse_std * scale
         results = {0: y if bias is None else y + bias, 1: mean, 2: inverse_std}
         return [results[i] for i in outputs]
@@ -47,10 +45,24 @@ def layer_norm(ctx):
     ctx.emit(run, [ctx.tensor(0, x.perm)], x.perm, outputs=outputs)
 
 
-def _normalize(t, axes, epsilon: float):
+def _statistics(t, axes, epsilon: float):
+    """(mean, t - mean, 1 / sqrt(variance + epsilon)) over `axes`.
+
+    The variance is mean(centred * centred), not the SQUARED_DIFFERENCE(t, mean) the converter
+    would fuse tf.square(centred) into: then `centred` feeds only the MUL by the inverse std,
+    and the converter's int8 calibration gives it that MUL's (normalised) range, a step 30x
+    too coarse after small embeddings (measured, TF 2.21: 0.2 dB SQNR after DistilBERT's
+    first LayerNorm). A second reader keeps its own range. MUL also maps to the Edge TPU,
+    SQUARED_DIFFERENCE does not.
+    """
     mean = tf.reduce_mean(t, axes, keepdims=True)
     centred = t - mean
-    return centred * tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axes, keepdims=True) + epsilon)
+    return mean, centred, tf.math.rsqrt(tf.reduce_mean(centred * centred, axes, keepdims=True) + epsilon)
+
+
+def _normalize(t, axes, epsilon: float):
+    _, centred, inverse_std = _statistics(t, axes, epsilon)
+    return centred * inverse_std
 
 
 def _channel_affine(ctx, x, index: int, what: str, repeat: int = 1):

@@ -129,5 +129,11 @@ def gather(ctx):
         ctx.emit(lambda t: tf.gather(t, indices, axis=x.perm.index(axis)), [ctx.tensor(0, x.perm)], perm)
         return
     ident = identity(x.rank)
-    ctx.emit(lambda t, i: tf.gather(t, tf.where(i < 0, i + x.shape[axis], i), axis=axis),
-             [ctx.tensor(0, ident), ctx.tensor(1, None)])
+
+    def run(t, i):
+        # int32 index arithmetic: an int64 ADD is TFLite version 4, which edgetpu_compiler 16
+        # cannot parse, and 32 bits hold any index of a tensor axis
+        i = tf.cast(i, tf.int32)
+        return tf.gather(t, tf.where(i < 0, i + x.shape[axis], i), axis=axis)
+
+    ctx.emit(run, [ctx.tensor(0, ident), ctx.tensor(1, None)])
