@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from edgeopt.ir import infer_shapes
 from edgeopt.lower import lower
@@ -18,7 +19,8 @@ def _layer_norm_then_linear(spread: float) -> ir.Model:
     """x [1, 16, 32] -> LayerNormalization -> MatMul: a transformer block's entry."""
     graph = GraphBuilder()
     x = graph.input("x", [1, TOKENS, WIDTH], -spread, spread)
-    scale, bias = graph.weight("scale", graph.random(WIDTH, 0.5, 1.5)), graph.weight("bias", graph.random(WIDTH, -0.1, 0.1))
+    scale = graph.weight("scale", graph.random(WIDTH, 0.5, 1.5))
+    bias = graph.weight("bias", graph.random(WIDTH, -0.1, 0.1))
     normed = graph.node("LayerNormalization", x, scale, bias, axis=-1, epsilon=1e-12)
     y = graph.node("MatMul", normed, graph.weight("w", graph.random((WIDTH, WIDTH))))
     return infer_shapes(ir.from_proto(graph.model([y])))
@@ -29,8 +31,6 @@ def _int8_sqnr(model: ir.Model, spread: float) -> float:
     rng = np.random.default_rng(1)
     feeds = [{"x": rng.uniform(-spread, spread, (1, TOKENS, WIDTH)).astype(np.float32)} for _ in range(32)]
     data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype="float32")
-    from ai_edge_litert.interpreter import Interpreter
-
     interpreter = Interpreter(model_content=data)
     interpreter.allocate_tensors()
     source, target = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
