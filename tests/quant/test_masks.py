@@ -8,16 +8,56 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx_ir as ir
 import pytest
 import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from edgeopt.build import BuildRequest, build
+from edgeopt.ir import infer_shapes
+from edgeopt.lower import lower
+from edgeopt.quant.masks import mask_ranges
 from edgeopt.progress import Progress
 from edgeopt.tflite.reader import read_tflite
 
 QUIET = Progress(quiet=True)
 SEQUENCE, VOCAB, LABELS = 16, 100, 4
 SCORE_GAIN = 4.0  # on queries and keys: random weights give near-uniform attention, trained ones do not
+
+
+def _masked_softmax(fill: float) -> ir.Model:
+    """scores [1, 2, 4, 4] + Where(mask [1, 1, 1, 4], 0, fill) -> Softmax."""
+    nodes = [helper.make_node("Where", ["mask", "zero", "fill"], ["bias"], name="mask_bias"),
+             helper.make_node("Add", ["scores", "bias"], ["masked"], name="add_mask"),
+             helper.make_node("Softmax", ["masked"], ["probs"], name="softmax", axis=-1)]
+    graph = helper.make_graph(
+        nodes, "masked",
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 4, 4]),
+         helper.make_tensor_value_info("mask", TensorProto.BOOL, [1, 1, 1, 4])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [numpy_helper.from_array(np.array(0, np.float32), "zero"),
+         numpy_helper.from_array(np.array(fill, np.float32), "fill")])
+    return infer_shapes(ir.from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])))
+
+
+def test_mask_ranges_cover_the_kept_scores_and_push_masked_ones_below_them():
+    rng = np.random.default_rng(0)
+    feeds = [{"scores": rng.uniform(-3, 2, (1, 2, 4, 4)).astype(np.float32),
+              "mask": np.array([True, True, False, i % 2 == 0]).reshape(1, 1, 1, 4)} for i in range(4)]
+    model = _masked_softmax(float(np.finfo(np.float32).min))
+
+    ranges = {key.split(":", 1)[1]: bounds for key, bounds in mask_ranges(model, lower(model), feeds).items()}
+
+    kept = np.concatenate([f["scores"][..., f["mask"][0, 0, 0]].ravel() for f in feeds])
+    margin = np.log(512 * 4)
+    assert ranges["masked"] == pytest.approx((kept.min() - margin, kept.max()))
+    assert ranges["bias"] == pytest.approx((kept.min() - kept.max() - margin, 0.0))
+
+
+def test_a_small_additive_constant_is_no_mask():
+    model = _masked_softmax(-100.0)
+    feeds = [{"scores": np.zeros((1, 2, 4, 4), np.float32), "mask": np.ones((1, 1, 1, 4), bool)}]
+    assert mask_ranges(model, lower(model), feeds) == {}
 
 
 def _tiny_distilbert() -> torch.nn.Module:
