@@ -25,15 +25,15 @@ import onnx_ir as ir
 from edgeopt.passes._rewrite import constant_array, is_onnx_op, remove_unused_initializers, replace_value
 from edgeopt.passes.base import Pass, register
 
-# Ops whose outputs are finite whenever their inputs are (overflow aside).
+# Ops whose float outputs are finite whenever their inputs are (overflow aside). Ops with only
+# boolean or integer outputs (comparisons, logic, Shape, ArgMax) need no entry: such values are finite.
 FINITE_OPS = frozenset({
-    "Abs", "Add", "And", "ArgMax", "ArgMin", "AveragePool", "BatchNormalization", "Cast", "Ceil", "Clip", "Concat",
-    "Conv", "Cos", "CumSum", "DepthToSpace", "Dropout", "Einsum", "Equal", "Erf", "Expand", "Flatten", "Floor",
-    "Gather", "GatherElements", "GatherND", "Gelu", "Gemm", "Greater", "GreaterOrEqual", "HardSigmoid", "HardSwish",
-    "Identity", "IsInf", "IsNaN", "LayerNormalization", "LeakyRelu", "Less", "LessOrEqual", "MatMul", "Max",
-    "MaxPool", "Min", "Mul", "Neg", "Not", "Or", "Pad", "PRelu", "Range", "ReduceMax", "ReduceMean", "ReduceMin",
-    "ReduceSum", "Relu", "Reshape", "Round", "Shape", "Sigmoid", "Sign", "Sin", "Size", "Slice", "Softmax", "Split",
-    "Squeeze", "Sub", "Tanh", "Tile", "Transpose", "Unsqueeze", "Where", "Xor",
+    "Abs", "Add", "AveragePool", "BatchNormalization", "Cast", "Ceil", "Clip", "Concat", "Conv", "Cos", "CumSum",
+    "DepthToSpace", "Dropout", "Einsum", "Erf", "Expand", "Flatten", "Floor", "Gather", "GatherElements", "GatherND",
+    "Gelu", "Gemm", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization", "LeakyRelu", "MatMul", "Max",
+    "MaxPool", "Min", "Mul", "Neg", "Pad", "PRelu", "Range", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceSum",
+    "Relu", "Reshape", "Round", "Sigmoid", "Sign", "Sin", "Slice", "Softmax", "Split", "Squeeze", "Sub", "Tanh",
+    "Tile", "Transpose", "Unsqueeze", "Where",
 })
 
 
@@ -65,6 +65,8 @@ def _finite_node(node: ir.Node) -> bool:
     if node.op_type == "Div":
         divisor = constant_array(node.inputs[1])
         return divisor is not None and bool(np.all(divisor != 0))
+    if node.op_type in ("LayerNormalization", "BatchNormalization"):  # 0 / sqrt(0 + 0) on a constant row
+        return node.attributes.get_float("epsilon", 1e-5) > 0
     if node.op_type == "ConstantOfShape":
         value = node.attributes.get("value")
         return value is None or bool(np.isfinite(value.as_tensor().numpy()).all())

@@ -48,8 +48,10 @@ def test_guard_after_a_finite_mask_is_removed(build_model, apply_pass):
 
 def test_guard_after_finite_ops_is_removed(build_model, apply_pass):
     cone = [helper.make_node("Div", ["x", "two"], ["half"], name="halve"),
-            helper.make_node("Erf", ["half"], ["scores"], name="erf")]
-    model = _attention(build_model, FLOAT_MIN, cone, {"two": np.array(2.0, np.float32)})
+            helper.make_node("Erf", ["half"], ["erf"], name="erf"),
+            helper.make_node("LayerNormalization", ["erf", "gamma"], ["scores"], name="norm", epsilon=1e-12)]
+    constants = {"two": np.array(2.0, np.float32), "gamma": np.ones(4, np.float32)}
+    model = _attention(build_model, FLOAT_MIN, cone, constants)
 
     run = apply_pass("drop-softmax-nan-guard", model)
 
@@ -79,6 +81,16 @@ def test_guard_after_an_op_that_can_make_inf_or_nan_stays(build_model, apply_pas
 def test_guard_after_division_by_what_may_be_zero_stays(build_model, apply_pass, divisor):
     cone = [helper.make_node("Div", ["x", "divisor" if divisor is not None else "x"], ["scores"], name="ratio")]
     model = _attention(build_model, FLOAT_MIN, cone, {"divisor": divisor} if divisor is not None else {})
+
+    run = apply_pass("drop-softmax-nan-guard", model)
+
+    assert run.op_changes == {} and run.changes == []
+
+
+def test_guard_after_a_layer_norm_without_epsilon_stays(build_model, apply_pass):
+    """A constant row normalises to 0 / sqrt(0 + 0): NaN."""
+    cone = [helper.make_node("LayerNormalization", ["x", "gamma"], ["scores"], name="norm", epsilon=0.0)]
+    model = _attention(build_model, FLOAT_MIN, cone, {"gamma": np.ones(4, np.float32)})
 
     run = apply_pass("drop-softmax-nan-guard", model)
 
