@@ -10,11 +10,11 @@ finite (edgeopt's data loader refuses NaN/inf in calibration and evaluation data
 non-finite value must come from a non-finite constant, or from an op that can make one of
 finite operands (Log(0), Div by zero, Sqrt(-1), Exp overflow, ...). The pass walks the
 Softmax input's whole cone and removes the guard only when every constant in it is finite
-and every op is one that maps finite to finite (`FINITE_OPS`; Div only by a constant with
-no zero). Float overflow of finite arithmetic (sums past 3.4e38) is assumed away: an
-activation that large has already broken the model. The attention mask of transformers is
-the finite -3.4e38 (torch.finfo.min) added to the scores, which passes; a mask of -inf
-keeps the guard, as does any cone with an unknown op.
+and every op is one that maps finite to finite (`FINITE_OPS`; normalisations only with an
+epsilon > 0, Div only by a constant with no zero). Float overflow of finite arithmetic (sums
+past 3.4e38) is assumed away: an activation that large has already broken the model. The
+attention mask of transformers is the finite -3.4e38 (torch.finfo.min) added to the scores,
+which passes; a mask of -inf keeps the guard, as does any cone with an unknown op.
 """
 
 from __future__ import annotations
