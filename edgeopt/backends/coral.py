@@ -59,11 +59,11 @@ class CoralBackend(Backend):
         output_names = [o.name for o in model.graph.outputs]
         fixed = None
         if options.edgetpu.fix:
-            convert = lambda m: calibrate_and_convert(m, options, split_groups=True)  # noqa: E731
+            convert = lambda m: calibrate_and_convert(m, options, edgetpu=True)  # noqa: E731
             fixed = fix_for_edgetpu(model, convert, options.param_cache_bytes, options.calibration)
             (data, lowered, info), report = fixed.converted, fixed.report
         else:
-            data, lowered, info = calibrate_and_convert(model, options, split_groups=True)
+            data, lowered, info = calibrate_and_convert(model, options, edgetpu=True)
             report = analyse(read_tflite(data), options.param_cache_bytes)
         if not report.compiles:
             raise CompileError(f"coral: edgetpu_compiler would refuse the converted model: {'; '.join(report.errors)}",

@@ -102,9 +102,9 @@ def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
                     tolerances=tolerances, info=info, weight_bytes=model.constant_bytes)
 
 
-def calibrate_and_convert(model, options: CompileOptions, split_groups: bool = False) -> tuple[bytes, object, dict]:
+def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False) -> tuple[bytes, object, dict]:
     """Lower, choose int8 ranges and biases as asked, convert. Shared with the coral target,
-    which splits grouped convs (see edgeopt.lower.lower)."""
+    which lowers into the forms the Edge TPU compiler maps (see edgeopt.lower.lower)."""
     from edgeopt.lower import lower
     from edgeopt.quant.bias_correction import correct_biases
     from edgeopt.quant.masks import mask_ranges
@@ -112,7 +112,7 @@ def calibrate_and_convert(model, options: CompileOptions, split_groups: bool = F
     from edgeopt.tflite.convert import convert, representative_data
 
     start_converter()  # its TF import runs while we lower
-    lowered = lower(model, split_groups)
+    lowered = lower(model, edgetpu)
     info: dict = {"quant": options.quant}
     if options.quant != "int8":
         return convert(lowered, options.quant), lowered, info

@@ -155,9 +155,9 @@ class NodeLowering:
 
 
 class Builder:
-    def __init__(self, model: ir.Model, split_groups: bool = False):
+    def __init__(self, model: ir.Model, edgetpu: bool = False):
         self.model = model
-        self.split_groups = split_groups  # see lower()
+        self.edgetpu = edgetpu  # see lower()
         self.graph = model.graph
         self.opset = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 1))
         self.node_count = len(self.graph)
@@ -331,11 +331,15 @@ class Builder:
             seen.update(step.inputs)
 
 
-def lower(model: ir.Model, split_groups: bool = False) -> LoweredModel:
+def lower(model: ir.Model, edgetpu: bool = False) -> LoweredModel:
     """ONNX IR -> LoweredModel (weights as tf.Variables, 4-D activations NHWC).
 
-    `split_groups`: write each grouped (not depthwise) Conv as one conv per group and a concat,
-    for the Edge TPU, whose compiler cannot parse TFLite's grouped CONV_2D (version 6). Other
-    targets keep the grouped CONV_2D: under LiteRT's XNNPACK it is 1.1-3x faster than the split.
+    `edgetpu`: lower into the forms edgetpu_compiler 16 maps, where they differ from the
+    fastest forms under LiteRT's XNNPACK that other targets get:
+    - a grouped (not depthwise) Conv becomes one conv per group and a concat: the compiler
+      cannot parse TFLite's grouped CONV_2D (version 6), which XNNPACK runs 1.1-3x faster;
+    - LayerNormalization over the channels goes through L2_NORMALIZATION (no RSQRT kernel);
+    - a MatMul of tokens by a weight becomes a 1x1 CONV_2D (FULLY_CONNECTED maps only with a
+      1-D output).
     """
-    return Builder(model, split_groups).build()
+    return Builder(model, edgetpu).build()

@@ -20,6 +20,10 @@ BINS = 2048
 PERCENTILE = 99.99
 SCALE_KEEPING = {"Transpose*", "Gather*", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MaxPool",
                  "GlobalMaxPool", "Split", "Slice", "Pad", "Identity", "Gather", "ReduceMax", "ReduceMin"}
+# int8 kernels with a fixed output scale (tensorflow.org/lite/performance/quantization_spec:
+# LOGISTIC and SOFTMAX 1/256, TANH 1/128, LOG_SOFTMAX 16/256): a range of ours on their output
+# only adds a requantizing QUANTIZE op behind them
+FIXED_SCALE = {"Sigmoid", "Softmax", "Tanh", "LogSoftmax"}
 FUSING = {"Conv", "Gemm", "MatMul", "Add", "Sub", "Mul"}
 FUSED = {"Relu", "Clip"}
 
@@ -43,7 +47,7 @@ def range_keys(lowered: LoweredModel) -> list[str]:
             consumers.setdefault(key, []).append(step)
     keys = [p.key for p in lowered.inputs if np.dtype(p.dtype).kind == "f"]
     for step in lowered.steps:
-        if step.op_type in SCALE_KEEPING:
+        if step.op_type in SCALE_KEEPING or step.op_type in FIXED_SCALE:
             continue
         for key in step.outputs:
             users = consumers.get(key, [])

@@ -239,3 +239,42 @@ def test_grouped_conv_is_split_per_group_and_maps_entirely(tmp_path):
     predicted = result.manifest["artefact"]["edgetpu"]["predicted"]
     assert predicted["cpu_ops"] == 0 and predicted["edgetpu_ops"] == len(model.operators)
     assert result.fidelity.sqnr_db >= 25
+
+
+def token_block(tmp_path: Path) -> dict:
+    """ConvNeXt's and LeViT's Edge TPU blockers in one net: a depthwise conv, channels moved
+    last, LayerNorm over them, a Linear on every pixel, an uneven split of its features."""
+    g = GraphBuilder()
+    x = g.input("x", (1, 8, 6, 6))
+    h = g.node("Transpose", g.conv(x, 8, 8, group=8, pads=[1, 1, 1, 1]), perm=[0, 2, 3, 1])
+    h = g.node("LayerNormalization", h, g.weight("gamma", g.random(8, 0.5, 1.5)), g.weight("beta", g.random(8)),
+               axis=-1, epsilon=1e-6)
+    h = g.node("MatMul", g.node("Reshape", h, g.weight("tokens", np.array([1, 36, 8], np.int64))),
+               g.weight("w", g.random((8, 12))))
+    parts = g.node("Split", h, g.weight("sizes", np.array([2, 4, 6], np.int64)), axis=-1, outputs=3)
+    y = g.node("Concat", *[g.node("Relu", p) for p in parts], axis=-1, name="y")
+    model = g.model([y])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 36, 12]))
+    onnx.save(model, tmp_path / "token_block.onnx")
+    rng = np.random.default_rng(2)
+    for name in ("calib", "eval"):
+        np.savez(tmp_path / f"{name}.npz", x=rng.uniform(-1, 1, (32, 8, 6, 6)).astype(np.float32))
+    return {"model": tmp_path / "token_block.onnx", "calib": tmp_path / "calib.npz", "eval": tmp_path / "eval.npz"}
+
+
+def test_channel_layernorm_token_linear_and_uneven_split_map_entirely(tmp_path):
+    """For coral, LayerNorm over channels goes through L2_NORMALIZATION (RSQRT has no kernel), a
+    Linear over 36 tokens is a 1x1 CONV_2D (FULLY_CONNECTED maps with a 1-D output only) and an
+    uneven split is SLICEs (SPLIT_V has no kernel); the tflite target keeps the plain forms."""
+    source = token_block(tmp_path)
+    result = coral_build(source, tmp_path / "dist")
+    ops = Counter(read_tflite(result.artefact.files["model.tflite"]).op_counts())
+    assert ops["L2_NORMALIZATION"] == 1 and ops["RSQRT"] == 0
+    assert ops["FULLY_CONNECTED"] == 0 and ops["SPLIT_V"] == 0 and ops["SLICE"] == 3
+    predicted = result.manifest["artefact"]["edgetpu"]["predicted"]
+    assert predicted["cpu_ops"] == 0 and predicted["edgetpu_ops"] == sum(ops.values())
+    assert result.fidelity.sqnr_db >= 25
+    plain = build(BuildRequest(source["model"], target="tflite", quant="int8", calib=str(source["calib"]),
+                               eval=str(source["eval"]), out=tmp_path / "tflite"), QUIET)
+    plain_ops = read_tflite(plain.artefact.files["model.tflite"]).op_counts()
+    assert plain_ops.get("L2_NORMALIZATION", 0) == 0 and plain_ops["FULLY_CONNECTED"] == 1

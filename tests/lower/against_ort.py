@@ -78,10 +78,10 @@ def moved(lowered: LoweredModel) -> list[str]:
 
 
 def assert_matches_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray], rtol: float = RTOL,
-                       atol: float = ATOL, split_groups: bool = False) -> LoweredModel:
+                       atol: float = ATOL, edgetpu: bool = False) -> LoweredModel:
     """Every output of the lowered model equals onnxruntime's; returns the lowered model."""
     expected = ort_session(model.SerializeToString()).run(None, feeds)
-    lowered = lower(ir.from_proto(model), split_groups)
+    lowered = lower(ir.from_proto(model), edgetpu)
     results = lowered({port.name: np.transpose(feeds[port.name], port.perm) for port in lowered.inputs})
     assert len(results) == len(expected)
     for port, result, want in zip(lowered.outputs, results, expected):

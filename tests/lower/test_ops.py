@@ -304,12 +304,12 @@ ATTENTION_AND_MODERN = [  # the ops transformers and modern convnets bring, in t
 ]
 
 
-@pytest.mark.parametrize("split_groups", [False, True], ids=["grouped", "split"])
+@pytest.mark.parametrize("edgetpu", [False, True], ids=["grouped", "split"])
 @pytest.mark.parametrize("case", GROUPED)
-def test_grouped_conv_matches_onnxruntime_as_one_conv_or_split_per_group(case, split_groups):
+def test_grouped_conv_matches_onnxruntime_as_one_conv_or_split_per_group(case, edgetpu):
     """Both forms of a grouped conv: TF's grouped conv (tflite) and one conv per group (coral)."""
     model, feeds = build(case)
-    lowered = assert_matches_ort(model, feeds, split_groups=split_groups)
+    lowered = assert_matches_ort(model, feeds, edgetpu=edgetpu)
     assert moved(lowered) == []
 
 
@@ -354,3 +354,19 @@ def test_token_reshapes_of_nhwc_patches_need_no_transpose():
     out = graph.node("MatMul", tokens, graph.weight("w", graph.random((6, 4))))
     lowered = assert_matches_ort(graph.model([out]), graph.feeds)
     assert moved(lowered) == []
+
+
+EDGETPU_FORMS = [  # forms the coral target lowers differently (edgeopt.lower.lower, edgetpu=True)
+    case("LayerNormalization-channels-as-l2-norm", "LayerNormalization", Act((1, 6, 5, 8)), Rand((8,)), Rand((8,)),
+         axis=-1),
+    case("MatMul-tokens-as-1x1-conv", "MatMul", Act((1, 7, 16)), Rand((16, 8))),
+    case("MatMul-4d-as-1x1-conv", "MatMul", Act((1, 5, 6, 16), stem=False), Rand((16, 8))),
+    case("Split-uneven-as-slices", "Split", Act((1, 7, 12)), ints(3, 4, 5),
+         axis=-1, outputs=3),
+]
+
+
+@pytest.mark.parametrize("case", EDGETPU_FORMS)
+def test_edgetpu_forms_match_onnxruntime(case):
+    model, feeds = build(case)
+    assert_matches_ort(model, feeds, edgetpu=True)

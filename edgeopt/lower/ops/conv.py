@@ -46,7 +46,7 @@ def conv(ctx):
     if subsample:
         padding = None
 
-    split = groups > 1 and not depthwise and ctx.builder.split_groups
+    split = groups > 1 and not depthwise and ctx.builder.edgetpu
 
     def run(x):
         if padding is None:

@@ -47,7 +47,10 @@ def matmul(ctx):
     if b.const is not None and b.rank == 2 and a.rank >= 2:
         rows, key = _weight_rows(ctx, b.const)
         kernel = ctx.variable("kernel", rows)
-        ctx.emit(lambda x: tf.matmul(x, kernel), [key], params={"kernel": kernel, "channels": b.shape[1]})
+        fn = lambda x: tf.matmul(x, kernel)  # noqa: E731
+        if ctx.builder.edgetpu and a.rank >= 3 and np.prod(a.shape[:-1]) > 1:
+            fn = _pointwise_conv(a.shape, kernel)
+        ctx.emit(fn, [key], params={"kernel": kernel, "channels": b.shape[1]})
         return
 
     shape = np.matmul(np.zeros(a.shape, np.float32), np.zeros(b.shape, np.float32)).shape
@@ -59,6 +62,17 @@ def matmul(ctx):
         return tf.reshape(out, shape)
 
     ctx.emit(run, [key_a, key_b])
+
+
+def _pointwise_conv(shape, kernel):
+    """Rows of tokens (or pixels) times a weight as a 1x1 CONV_2D over [1, 1, rows, K]: the Edge
+    TPU maps FULLY_CONNECTED only with a 1-D output (one row)."""
+    rows, out_shape = int(np.prod(shape[:-1])), [*shape[:-1], int(kernel.shape[1])]
+
+    def run(x):
+        y = tf.nn.conv2d(tf.reshape(x, [1, 1, rows, shape[-1]]), kernel[None, None], 1, "VALID")
+        return tf.reshape(y, out_shape)
+    return run
 
 
 def _matrix_operand(ctx, i: int) -> tuple[str, bool]:

@@ -42,7 +42,23 @@ def layer_norm(ctx):
         results = {0: y if bias is None else y + bias, 1: mean, 2: inverse_std}
         return [results[i] for i in outputs]
 
+    if ctx.builder.edgetpu and outputs == [0] and tf_axes == [x.rank - 1]:
+        run = _l2_layer_norm(x.shape[axis], epsilon, scale, bias)
     ctx.emit(run, [ctx.tensor(0, x.perm)], x.perm, outputs=outputs)
+
+
+def _l2_layer_norm(channels: int, epsilon: float, scale, bias):
+    """LayerNorm over the last axis as sqrt(C) * l2_normalize(x - mean): L2_NORMALIZATION has
+    an Edge TPU kernel, RSQRT has none. The same up to where epsilon enters: TFLite's norm is
+    x / sqrt(max(sum(x^2), C * epsilon)) against x / sqrt(mean(x^2) + epsilon), equal unless a
+    row is nearly constant. The mean is added negated: a Sub would fuse with the square into
+    SQUARED_DIFFERENCE and hide the L2 norm from the converter. int8 L2_NORMALIZATION has a
+    fixed output step of 1/128, so wide layers lose resolution (sqrt(C)/128 after the scale)."""
+    def run(t):
+        centred = t + tf.reduce_mean(t, -1, keepdims=True) * -1.0
+        y = tf.math.l2_normalize(centred, -1, epsilon=channels * epsilon) * (scale * np.sqrt(channels))
+        return y if bias is None else y + bias
+    return run
 
 
 def _statistics(t, axes, epsilon: float):

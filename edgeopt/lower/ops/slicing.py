@@ -36,7 +36,19 @@ def split(ctx):
     x = ctx.input(0)
     axis = ctx.attr("axis", 0) % x.rank
     sizes = _split_sizes(ctx, x.shape[axis])
-    ctx.emit(lambda t: tf.split(t, sizes, axis=x.perm.index(axis)), [ctx.tensor(0, x.perm)], x.perm)
+    tf_axis = x.perm.index(axis)
+    fn = lambda t: tf.split(t, sizes, axis=tf_axis)  # noqa: E731
+    if ctx.builder.edgetpu and len(set(sizes)) > 1:  # uneven: SPLIT_V, which has no Edge TPU kernel
+        fn = lambda t: _slices(t, sizes, tf_axis)  # noqa: E731
+    ctx.emit(fn, [ctx.tensor(0, x.perm)], x.perm)
+
+
+def _slices(t, sizes, axis: int):
+    """One SLICE per part (mapped on the Edge TPU)."""
+    starts = np.cumsum([0, *sizes[:-1]])
+    return [tf.slice(t, [int(start) if a == axis else 0 for a in range(t.shape.rank)],
+                     [size if a == axis else int(t.shape[a]) for a in range(t.shape.rank)])
+            for start, size in zip(starts, sizes)]
 
 
 def _onnx_slice(start: int, end: int, step: int, dim: int) -> slice:
