@@ -112,7 +112,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
-    from edgeopt.report import edgetpu_fix_lines, fidelity_table, passes_table, stages_table
+    from edgeopt.report import edgetpu_fix_lines, fidelity_table, passes_table, stages_table, transposes_lines
 
     if not model:
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
@@ -134,6 +134,8 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
 
     screen.print(passes_table(result.manifest["passes"]))
     screen.print(fidelity_table(result.manifest["fidelity"]))
+    for line in transposes_lines(result.manifest["artefact"].get("transposes")):
+        screen.print(escape(line))
     for log in ("edgetpu_compiler.log", "edgetpu_analysis.log"):
         if log in result.artefact.files:
             screen.print(escape(result.artefact.files[log].decode()))

@@ -114,3 +114,12 @@ def edgetpu_fix_lines(fix: dict) -> list[str]:
     if fix["not_fixed"]:
         lines.append(f"  not fixed: {fix['not_fixed']}")
     return lines
+
+
+def transposes_lines(transposes: dict | None) -> list[str]:
+    """What the build report says of the TRANSPOSE ops left in a .tflite, and why each stayed."""
+    if not transposes or not transposes["count"]:
+        return []
+    lines = [f"TRANSPOSE ops: {transposes['count']}"]
+    lines += [f"  {entry['count']} before {op}: {entry['why']}" for op, entry in transposes["needed_by"].items()]
+    return lines

@@ -97,7 +97,9 @@ def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
         step = _output_step(model, spec, output_details[spec["device_name"]]["index"]) if quant == "int8" else None
         tolerances.append({"atol": QUANT_STEPS_TOLERANCE * step, "rtol": 0.0} if step
                           else DYNAMIC_TOLERANCE if quant == "dynamic" else FLOAT_TOLERANCE)
-    info = {"runtime": runtime, "ops": dict(sorted(model.op_counts().items())), **info}
+    ops = model.op_counts()
+    info = {"runtime": runtime, "ops": dict(sorted(ops.items())),
+            "transposes": {"count": ops.get("TRANSPOSE", 0), "needed_by": lowered.transposes()}, **info}
     return Artefact(files={MODEL_FILE: data}, main=MODEL_FILE, inputs=inputs, outputs=outputs, run=run,
                     tolerances=tolerances, info=info, weight_bytes=model.constant_bytes)
 

@@ -8,6 +8,7 @@ the same steps into the tf.function the TFLite converter reads.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -49,6 +50,15 @@ class Step:
     release: list[str] = field(default_factory=list)  # keys no later step reads
 
 
+# Why a consumer needs the source model's axis order, so that a layout transpose stays
+TRANSPOSE_REASONS = {
+    "MatMul": "a batched matmul takes its batch axes first (attention heads split or merged)",
+    "Reshape": "a reshape merges or splits axes that are not neighbours in the stored layout",
+    "Flatten": "a flatten merges axes that are not neighbours in the stored layout",
+}
+OTHER_REASON = "the op reads its operands in the source model's axis order"
+
+
 class LoweredModel(tf.Module):
     def __init__(self, inputs, outputs, steps, constants, weights):
         super().__init__(name="edgeopt_lowered")
@@ -58,6 +68,15 @@ class LoweredModel(tf.Module):
         self.constants: dict[str, np.ndarray] = constants
         self.weights: list[tf.Variable] = weights  # tracked by tf.Module
         self.ranges: dict[str, tuple[tf.Variable, tf.Variable]] = {}  # fake-quant (min, max) per tensor key
+
+    def transposes(self) -> dict[str, dict]:
+        """The layout transposes the lowering had to insert, by the op that needed them and why."""
+        consumer: dict[str, str] = {}
+        for step in self.steps:
+            for key in step.inputs:
+                consumer.setdefault(key, step.op_type)
+        counts = Counter(consumer.get(s.outputs[0], "output") for s in self.steps if s.op_type == "Transpose*")
+        return {op: {"count": n, "why": TRANSPOSE_REASONS.get(op, OTHER_REASON)} for op, n in counts.most_common()}
 
     def set_ranges(self, ranges: dict[str, tuple[float, float]]) -> None:
         """Fake-quantize these tensors from now on; the TFLite converter keeps such ranges exactly.

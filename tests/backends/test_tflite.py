@@ -128,3 +128,31 @@ def test_bias_correction_is_recorded_per_layer(digits, tmp_path, int8):
     assert result.fidelity.sqnr_db > int8.fidelity.sqnr_db + 1.0
     assert result.fidelity.top1_agreement >= 0.99
     assert json.loads((result.bundle.directory / "manifest.json").read_text())["artefact"]["bias_correction"] == shifts
+
+
+def test_the_report_says_how_many_transposes_remain_and_why(tmp_path, capsys):
+    """Two-head attention scores: Q and K split into heads (a batched matmul needs the heads
+    first: one TRANSPOSE each), K^T read as the matmul's adjoint (none)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgeopt.cli import main
+    from lower.against_ort import GraphBuilder
+
+    g = GraphBuilder()
+    heads = g.weight("heads", np.array([1, 6, 2, 4], np.int64))
+    q, k = (g.node("Transpose", g.node("Reshape", g.input(n, (1, 6, 8)), heads), perm=[0, 2, 1, 3]) for n in "qk")
+    g.node("MatMul", q, g.node("Transpose", k, perm=[0, 1, 3, 2]), name="scores")
+    model = g.model(["scores"])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 6, 6]))
+    onnx.save(model, tmp_path / "attention.onnx")
+    result = build(BuildRequest(tmp_path / "attention.onnx", target="tflite", quant="float32", out=tmp_path / "dist"),
+                   Progress(quiet=True))
+    transposes = result.manifest["artefact"]["transposes"]
+    assert transposes["count"] == result.manifest["artefact"]["ops"]["TRANSPOSE"] == 2
+    assert list(transposes["needed_by"]) == ["MatMul"] and transposes["needed_by"]["MatMul"]["count"] == 2
+    with pytest.raises(SystemExit) as done:
+        main(["build", str(tmp_path / "attention.onnx"), "--target", "tflite", "--out", str(tmp_path / "cli")])
+    out = " ".join(capsys.readouterr().out.split())
+    assert done.value.code == 0
+    assert "TRANSPOSE ops: 2 2 before MatMul: a batched matmul takes its batch axes first" in out
