@@ -212,20 +212,25 @@ def test_zero_pads_map_and_fold_into_convs_and_pools(tmp_path, pool_pads, pads_l
 
 
 def regnet_block(tmp_path: Path) -> dict:
-    """A RegNet X block at group width 8 (1x1 conv, 3x3 conv in 2 groups, 1x1 conv, residual),
-    saved with calibration and evaluation data as coral_build takes them."""
+    """A RegNet X block at group width 8 (1x1 conv, 3x3 conv in 2 groups, 1x1 conv, residual)."""
     g = GraphBuilder()
     x = g.input("x", (1, 16, 8, 8))
     h = g.node("Relu", g.conv(x, 16, 16, kernel=1))
     h = g.node("Relu", g.conv(h, 16, 16, group=2, pads=[1, 1, 1, 1]))
-    y = g.node("Add", g.conv(h, 16, 16, kernel=1), x, name="y")
-    model = g.model([y])
-    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 8, 8]))
-    onnx.save(model, tmp_path / "regnet_block.onnx")
-    rng = np.random.default_rng(1)
+    g.node("Add", g.conv(h, 16, 16, kernel=1), x, name="y")
+    return saved_source(g, tmp_path / "regnet_block.onnx", [1, 16, 8, 8], seed=1)
+
+
+def saved_source(g: GraphBuilder, path: Path, output_shape: list[int], seed: int) -> dict:
+    """The graph (one input x, one output y) saved with 32 calibration and 32 evaluation
+    samples of x, as coral_build takes them."""
+    model = g.model(["y"])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, output_shape))
+    onnx.save(model, path)
+    rng = np.random.default_rng(seed)
     for name in ("calib", "eval"):
-        np.savez(tmp_path / f"{name}.npz", x=rng.uniform(-1, 1, (32, 16, 8, 8)).astype(np.float32))
-    return {"model": tmp_path / "regnet_block.onnx", "calib": tmp_path / "calib.npz", "eval": tmp_path / "eval.npz"}
+        np.savez(path.parent / f"{name}.npz", x=rng.uniform(-1, 1, (32, *g.inputs["x"][1:])).astype(np.float32))
+    return {"model": path, "calib": path.parent / "calib.npz", "eval": path.parent / "eval.npz"}
 
 
 def test_grouped_conv_is_split_per_group_and_maps_entirely(tmp_path):
@@ -252,14 +257,8 @@ def token_block(tmp_path: Path) -> dict:
     h = g.node("MatMul", g.node("Reshape", h, g.weight("tokens", np.array([1, 36, 8], np.int64))),
                g.weight("w", g.random((8, 12))))
     parts = g.node("Split", h, g.weight("sizes", np.array([2, 4, 6], np.int64)), axis=-1, outputs=3)
-    y = g.node("Concat", *[g.node("Relu", p) for p in parts], axis=-1, name="y")
-    model = g.model([y])
-    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 36, 12]))
-    onnx.save(model, tmp_path / "token_block.onnx")
-    rng = np.random.default_rng(2)
-    for name in ("calib", "eval"):
-        np.savez(tmp_path / f"{name}.npz", x=rng.uniform(-1, 1, (32, 8, 6, 6)).astype(np.float32))
-    return {"model": tmp_path / "token_block.onnx", "calib": tmp_path / "calib.npz", "eval": tmp_path / "eval.npz"}
+    g.node("Concat", *[g.node("Relu", p) for p in parts], axis=-1, name="y")
+    return saved_source(g, tmp_path / "token_block.onnx", [1, 36, 12], seed=2)
 
 
 def test_channel_layernorm_token_linear_and_uneven_split_map_entirely(tmp_path):
