@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgeopt.edgetpu.rules import AFTER_PARTITION, INT8_TYPES, MAPPED, Op, verdict
-from edgeopt.edgetpu.versions import unknown_version
-from edgeopt.tflite.reader import TfliteModel
+from edgeopt.edgetpu.versions import builtin_code, unknown_builtin, unknown_version
+from edgeopt.tflite.reader import OperatorInfo, TfliteModel
 
 # Usable cache when no device profile says otherwise: the low end of what compiler logs
 # report as used + remaining (6.9-7.9 MiB of the ~8 MiB SRAM, ../shared/reference/edgetpu.md).
@@ -70,13 +70,22 @@ class EdgeTpuReport:
         return [(opcode, count, status) for (opcode, status), count in counts.items()]
 
 
+def _parse_error(op: OperatorInfo) -> str | None:
+    """The compiler's words when its TFLite runtime cannot register this op (versions.py)."""
+    if unknown_builtin(op.opcode):
+        return (f"Op builtin_code out of range: {builtin_code(op.opcode)}. "
+                "Are you using old TFLite binary with newer model?")
+    if unknown_version(op.opcode, op.version):
+        return f"Didn't find op for builtin opcode '{op.opcode}' version '{op.version}'"
+    return None
+
+
 def _model_errors(model: TfliteModel) -> list[str]:
     errors = []
     for op in model.operators:
-        if unknown_version(op.opcode, op.version):
-            errors += [f"Didn't find op for builtin opcode '{op.opcode}' version '{op.version}'",
-                       "Model could not be parsed"]
-            return errors
+        error = _parse_error(op)
+        if error:
+            return [error, "Model could not be parsed"]
     dynamic = [t for t in model.tensors if any(d < 0 for d in t.shape_signature)]
     if dynamic:
         errors += ["Attempting to use a delegate that only supports static-sized tensors with a graph that has "

@@ -8,9 +8,19 @@ TF 2.7 and later rejected: CONV_2D v6 (TF 2.9, google-coral/edgetpu#631), QUANTI
 op, the newest version whose minimum runtime is TF 2.5 or older, from TFLite's own map of op
 versions to runtime versions (tensorflow/lite/tools/versioning/runtime_version.cc). Versions
 that first shipped in TF 2.6 are treated as unknown too: no report shows one accepted.
+
+A builtin op newer than that runtime fails the same way at any version ("Op builtin_code out
+of range: 150. Are you using old TFLite binary with newer model?"): compiler 16 refuses GELU
+(150, google-coral/edgetpu#667, #818) and DYNAMIC_UPDATE_SLICE (151, #862). Out of range means
+above the embedded schema's last code, so every later code is refused too. By the same rule as
+the versions, the first refused code is taken to be the first op whose minimum runtime is
+TF 2.6 (runtime_version.cc): REDUCE_ALL, 140; every op up to HASHTABLE_SIZE (139) first
+shipped in TF 2.5 or earlier.
 """
 
 from __future__ import annotations
+
+FIRST_UNKNOWN_BUILTIN = 140  # REDUCE_ALL, TF 2.6; see above
 
 MAX_VERSION = {
     "ADD": 3, "ARG_MAX": 2, "ARG_MIN": 2, "AVERAGE_POOL_2D": 3, "BATCH_MATMUL": 4, "CAST": 1, "CONCATENATION": 3,
@@ -28,3 +38,17 @@ MAX_VERSION = {
 def unknown_version(opcode: str, version: int) -> bool:
     """True when compiler 16 would refuse to parse the model because of this op version."""
     return version > MAX_VERSION.get(opcode, version)
+
+
+def builtin_code(opcode: str) -> int | None:
+    """The TFLite BuiltinOperator code of an op name as the reader gives it (a code it has no
+    name for stays a number); None for a custom op."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    return int(opcode) if opcode.isdigit() else getattr(schema.BuiltinOperator, opcode, None)
+
+
+def unknown_builtin(opcode: str) -> bool:
+    """True when compiler 16 would refuse to parse the model because the op is newer than it."""
+    code = builtin_code(opcode)
+    return code is not None and code >= FIRST_UNKNOWN_BUILTIN

@@ -340,6 +340,7 @@ def lower(model: ir.Model, edgetpu: bool = False) -> LoweredModel:
       cannot parse TFLite's grouped CONV_2D (version 6), which XNNPACK runs 1.1-3x faster;
     - LayerNormalization over the channels goes through L2_NORMALIZATION (no RSQRT kernel);
     - a MatMul of tokens by a weight becomes a 1x1 CONV_2D (FULLY_CONNECTED maps only with a
-      1-D output).
+      1-D output);
+    - Gelu becomes MUL, ADD and LOGISTIC (the compiler cannot parse the GELU builtin).
     """
     return Builder(model, edgetpu).build()

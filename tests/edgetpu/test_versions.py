@@ -1,14 +1,16 @@
 """The op-version table of edgetpu_compiler 16: every entry's newest known version passes and
 the next one fails, the versions public reports show refused are refused, and on real
 converter-made models an op at its newest known version compiles while one version more
-fails the parse with the compiler's own words."""
+fails the parse with the compiler's own words. Builtins newer than the compiler (GELU) fail
+the parse at any version."""
 
 from __future__ import annotations
 
 import pytest
+import tensorflow as tf
 
 from edgeopt.edgetpu import analyse
-from edgeopt.edgetpu.versions import MAX_VERSION, unknown_version
+from edgeopt.edgetpu.versions import MAX_VERSION, builtin_code, unknown_builtin, unknown_version
 from edgeopt.tflite.reader import read_tflite
 from edgetpu.test_rules import CASES
 from edgetpu.tflite_models import set_version, tflite
@@ -26,7 +28,29 @@ def test_the_versions_reported_refused_are_unknown(opcode, version):
 
 
 def test_an_op_outside_the_table_is_not_refused_for_its_version():
-    assert "GELU" not in MAX_VERSION and not unknown_version("GELU", 99)  # its own rule decides (no kernel)
+    assert "SQUARE" not in MAX_VERSION and not unknown_version("SQUARE", 99)  # its own rule decides (no kernel)
+
+
+@pytest.mark.parametrize("opcode, code, refused", [
+    ("HASHTABLE_SIZE", 139, False),  # the last op of TF 2.5
+    ("REDUCE_ALL", 140, True),  # the first of TF 2.6
+    ("GELU", 150, True),  # google-coral/edgetpu#667, #818
+    ("DYNAMIC_UPDATE_SLICE", 151, True),  # google-coral/edgetpu#862
+    ("STABLEHLO_COMPOSITE", 206, True),
+    ("207", 207, True),  # a code the installed schema has no name for yet
+    ("SQUARE", 92, False),
+    ("TFLite_Detection_PostProcess", None, False),  # a custom op
+])
+def test_builtins_newer_than_the_compiler_are_refused_at_any_version(opcode, code, refused):
+    assert builtin_code(opcode) == code
+    assert unknown_builtin(opcode) is refused
+
+
+def test_a_real_gelu_model_fails_the_parse_in_the_compilers_words():
+    report = analyse(read_tflite(tflite(lambda x: tf.nn.gelu(x))))
+    assert report.errors == ["Op builtin_code out of range: 150. Are you using old TFLite binary with newer model?",
+                             "Model could not be parsed"]
+    assert report.mapped == 0
 
 
 # one real model per op: the mapped cases of the rules table
