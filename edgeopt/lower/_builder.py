@@ -341,6 +341,6 @@ def lower(model: ir.Model, edgetpu: bool = False) -> LoweredModel:
     - LayerNormalization over the channels goes through L2_NORMALIZATION (no RSQRT kernel);
     - a MatMul of tokens by a weight becomes a 1x1 CONV_2D (FULLY_CONNECTED maps only with a
       1-D output);
-    - Gelu becomes MUL, ADD and LOGISTIC (the compiler cannot parse the GELU builtin).
+    - Gelu becomes MINIMUM, MAXIMUM, MUL, ADD and LOGISTIC (the compiler cannot parse the GELU builtin).
     """
     return Builder(model, edgetpu).build()
