@@ -253,7 +253,7 @@ def token_block(tmp_path: Path) -> dict:
     x = g.input("x", (1, 8, 6, 6))
     h = g.node("Transpose", g.conv(x, 8, 8, group=8, pads=[1, 1, 1, 1]), perm=[0, 2, 3, 1])
     h = g.node("LayerNormalization", h, g.weight("gamma", g.random(8, 0.5, 1.5)), g.weight("beta", g.random(8)),
-               axis=-1, epsilon=1e-6)
+               axis=-1, epsilon=1e-3)  # 8e-3 over the row: above what the converter fuses, so capped
     h = g.node("MatMul", g.node("Reshape", h, g.weight("tokens", np.array([1, 36, 8], np.int64))),
                g.weight("w", g.random((8, 12))))
     parts = g.node("Split", h, g.weight("sizes", np.array([2, 4, 6], np.int64)), axis=-1, outputs=3)

@@ -47,16 +47,23 @@ def layer_norm(ctx):
     ctx.emit(run, [ctx.tensor(0, x.perm)], x.perm, outputs=outputs)
 
 
+L2_FUSION_EPSILON = 9e-4  # TF 2.21 fuses l2_normalize into L2_NORMALIZATION for epsilon 9e-4, not 1e-3 (measured)
+
+
 def _l2_layer_norm(channels: int, epsilon: float, scale, bias):
     """LayerNorm over the last axis as sqrt(C) * l2_normalize(x - mean): L2_NORMALIZATION has
-    an Edge TPU kernel, RSQRT has none. The same up to where epsilon enters: TFLite's norm is
-    x / sqrt(max(sum(x^2), C * epsilon)) against x / sqrt(mean(x^2) + epsilon), equal unless a
-    row is nearly constant. The mean is added negated: a Sub would fuse with the square into
+    an Edge TPU kernel, RSQRT has none. The same but for how epsilon enters: LayerNorm divides
+    by sqrt(mean(x^2) + epsilon), TFLite's kernel by max(norm, 1e-6) whatever epsilon the graph
+    says, so the two differ only on nearly constant rows. The graph's epsilon (C * epsilon)
+    is capped at what the converter still fuses: from 1e-3 on it leaves SQUARE, SUM, RSQRT, and
+    SQUARE has no int8 kernel. The mean is added negated: a Sub would fuse with the square into
     SQUARED_DIFFERENCE and hide the L2 norm from the converter. int8 L2_NORMALIZATION has a
     fixed output step of 1/128, so wide layers lose resolution (sqrt(C)/128 after the scale)."""
+    graph_epsilon = min(channels * epsilon, L2_FUSION_EPSILON)
+
     def run(t):
         centred = t + tf.reduce_mean(t, -1, keepdims=True) * -1.0
-        y = tf.math.l2_normalize(centred, -1, epsilon=channels * epsilon) * (scale * np.sqrt(channels))
+        y = tf.math.l2_normalize(centred, -1, epsilon=graph_epsilon) * (scale * np.sqrt(channels))
         return y if bias is None else y + bias
     return run
 
