@@ -120,14 +120,20 @@ def _logits(model, text: bool):
 
 
 def _reestimate_batchnorm(model, images: np.ndarray) -> None:
-    """Running BN statistics from photo crops: a cumulative average over one pass."""
+    """Running BN statistics from photo crops: a cumulative average over one pass.
+
+    The affine part is reset to the identity too (torch's own BatchNorm init): transformers'
+    EfficientNet draws BN weights from N(0, 0.02) like a Linear's, so each of its ~50 BNs
+    scaled the signal by ~0.02 and the logits came out near 1e-30 (all zero in int8: 0 dB,
+    top-1 a coin toss), whatever the statistics. ResNet and RegNet already start at 1 and 0.
+    """
     import torch
 
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
     for m in norms:
-        m.reset_running_stats()
+        m.reset_parameters()  # running statistics, and weight 1, bias 0
         m.momentum = None
     model.train()
     with torch.no_grad():

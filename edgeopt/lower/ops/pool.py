@@ -103,10 +103,23 @@ def max_pool(ctx):
     ctx.emit(run, [ctx.tensor(0, NHWC)], NHWC, outputs=[0])
 
 
+def _global(sizes, kernel, pads, include_pad: bool) -> bool:
+    """Whether the pool is one window averaging exactly the whole input: the (fitted) window
+    spans the input and its begin pad is empty, and no pad is counted."""
+    return (all(b == 0 and k >= n for n, k, (b, _) in zip(sizes, kernel, pads))
+            and (not include_pad or all(p == (0, 0) for p in pads)))
+
+
 @lowers("AveragePool", layout="nhwc")
 def average_pool(ctx):
     x, kernel, strides, pads, padding, total = _common(ctx)
     include_pad = bool(ctx.attr("count_include_pad", 0))
+    if _global(x.shape[2:], kernel, pads, include_pad):
+        # one window over the whole map: a MEAN, which has its own int8 output scale; int8
+        # AVERAGE_POOL_2D must keep its input's, too coarse for the average (transformers'
+        # EfficientNet: pooled values ~1.4 steps of the last SiLU's scale, a QUANTIZE after it)
+        ctx.emit(lambda t: tf.reduce_mean(t, [1, 2], keepdims=True), [ctx.tensor(0, NHWC)], NHWC)
+        return
     if padding == "VALID" or (padding == "SAME" and not include_pad):
         ctx.emit(lambda t: tf.nn.avg_pool2d(t, kernel, strides, padding), [ctx.tensor(0, NHWC)], NHWC)
         return
