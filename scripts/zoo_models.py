@@ -50,9 +50,20 @@ def _keras(name: str, **kwargs):
         import tf_keras  # noqa: F401  (keras.applications is Keras 3 here; both save .keras)
         import keras
 
-        keras.utils.set_random_seed(0)
-        return getattr(keras.applications, name)(weights=None, **kwargs)
+        keras.utils.set_random_seed(0)  # logits: a random net's softmax is flat, so int8 rounds it all alike
+        return getattr(keras.applications, name)(weights=None, classifier_activation=None, **kwargs)
     return make
+
+
+def _reestimate_keras_batchnorm(model, images: np.ndarray) -> None:
+    """Keras BatchNorm statistics from one training-mode pass over photo crops (momentum 0:
+    the moving statistics become that batch's), as a trained net would have them."""
+    import keras
+
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(images, training=True)
 
 
 BERT_SMALL = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, vocab_size=8192)
@@ -173,6 +184,7 @@ def write_model(entry: ZooModel, work: Path, calib: int, evaluation: int) -> tup
         data = [{"image": _image_data(entry, n, seed, nhwc)} for n, seed in ((calib, 1), (evaluation, 2))]
     paths = [work / "calib.npz", work / "eval.npz"]
     if entry.source == "keras":
+        _reestimate_keras_batchnorm(model, _image_data(entry, BN_SAMPLES, 3, nhwc=True))
         path = work / f"{entry.name}.keras"
         model.save(path)
         data = [{model.inputs[0].name: d["image"]} for d in data]
