@@ -14,6 +14,15 @@ def is_onnx_op(node: ir.Node, op_type: str) -> bool:
     return node.domain in ONNX_DOMAINS and node.op_type == op_type
 
 
+def transpose_perm(node: ir.Node) -> list[int] | None:
+    """A Transpose's permutation; without the attribute it reverses the axes, so rank is needed."""
+    perm = node.attributes.get_ints("perm")
+    if perm is not None:
+        return list(perm)
+    shape = node.inputs[0].shape
+    return None if shape is None else list(reversed(range(len(shape))))
+
+
 def constant_array(value: ir.Value | None) -> np.ndarray | None:
     """The value's data when it is fixed at build time.
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from edgeopt.passes._rewrite import add_initializer, constant_array, is_onnx_op, replace_value
+from edgeopt.passes._rewrite import add_initializer, constant_array, is_onnx_op, replace_value, transpose_perm
 from edgeopt.passes.base import Pass, register
-from edgeopt.passes.transpose_cancel import _perm
 
 
 class _Atoms:
@@ -79,7 +78,7 @@ def _plan(chain: list[ir.Node]) -> tuple[list[int], list[int], list[int]] | None
     atoms = _Atoms([int(d) for d in source])
     for node in chain:
         if is_onnx_op(node, "Transpose"):
-            perm = _perm(node)
+            perm = transpose_perm(node)
             if perm is None:
                 return None
             atoms.transpose(perm)

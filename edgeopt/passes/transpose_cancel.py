@@ -9,17 +9,8 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from edgeopt.passes._rewrite import is_onnx_op, replace_value
+from edgeopt.passes._rewrite import is_onnx_op, replace_value, transpose_perm
 from edgeopt.passes.base import Pass, register
-
-
-def _perm(node: ir.Node) -> list[int] | None:
-    """The node's permutation; without the attribute Transpose reverses the axes, so rank is needed."""
-    perm = node.attributes.get_ints("perm")
-    if perm is not None:
-        return list(perm)
-    shape = node.inputs[0].shape
-    return None if shape is None else list(reversed(range(len(shape))))
 
 
 def _transpose_pair(second: ir.Node) -> tuple[ir.Node, list[int]] | None:
@@ -29,7 +20,7 @@ def _transpose_pair(second: ir.Node) -> tuple[ir.Node, list[int]] | None:
     first = second.inputs[0].producer()
     if first is None or not is_onnx_op(first, "Transpose"):
         return None
-    p1, p2 = _perm(first), _perm(second)
+    p1, p2 = transpose_perm(first), transpose_perm(second)
     if p1 is None or p2 is None:
         return None
     return first, [p1[axis] for axis in p2]
