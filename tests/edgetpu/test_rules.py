@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.interpreter import Interpreter
 
 from edgeopt.edgetpu import analyse
 from edgeopt.edgetpu.rules import LIMITATION, MAPPED, RULES
 from edgeopt.tflite.reader import read_tflite
-from edgetpu.tflite_models import opcode_index, rewrite, tflite
+from edgetpu.tflite_models import opcode_index, rewrite, run_once, tflite
 
 IMAGE = (1, 8, 8, 3)
 BATCH_OF_ROWS = (2, 8, 3)  # 3-D, so the batch dimension is among the innermost three
@@ -145,21 +144,13 @@ def _as_squeeze(data: bytes, axis: int) -> bytes:
     return rewrite(data, edit)
 
 
-def _run(data: bytes, x: np.ndarray) -> np.ndarray:
-    interpreter = Interpreter(model_content=data)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-
-
 @pytest.mark.parametrize("shape, axis, status", [((1, 8, 1, 3), 2, LIMITATION), ((1, 1, 8, 3), 1, MAPPED)],
                          ids=["squeeze-inner-1", "squeeze-leading-1"])
 def test_squeeze_only_of_leading_ones(shape, axis, status):
     reshape = tflite(lambda x: tf.squeeze(x, axis), shape=shape)
     squeeze = _as_squeeze(reshape, axis)
     x = np.random.default_rng(4).integers(-128, 128, shape, dtype=np.int8)
-    assert np.array_equal(_run(squeeze, x), _run(reshape, x))  # a model LiteRT runs, as the converter's
+    assert np.array_equal(run_once(squeeze, x), run_once(reshape, x))  # a model LiteRT runs, as the converter's
     _, op = verdict_of(squeeze, "SQUEEZE")
     assert op.status == status
     assert op.reason == ("SQUEEZE of a dimension that is not a leading 1" if status == LIMITATION else "")

@@ -65,3 +65,14 @@ def set_version(data: bytes, opcode: str, version: int) -> bytes:
         code.version = version
 
     return rewrite(data, edit)
+
+
+def run_once(data: bytes, x: np.ndarray) -> np.ndarray:
+    """The output of a single-input, single-output .tflite on `x`, in LiteRT."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])

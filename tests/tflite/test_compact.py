@@ -11,6 +11,7 @@ from edgeopt.lower import lower
 from edgeopt.tflite.compact import BUFFER_ALIGNMENT, share_vectors
 from edgeopt.tflite.convert import convert, representative_data
 from edgeopt.tflite.reader import read_tflite
+from edgetpu.tflite_models import run_once
 from lower.against_ort import GraphBuilder
 
 
@@ -29,16 +30,6 @@ def unshared(data: bytes) -> bytes:
     builder = flatbuffers.Builder(len(data))
     builder.Finish(schema.ModelT.InitFromPackedBuf(data, 0).Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
-
-
-def run(data: bytes, x: np.ndarray) -> np.ndarray:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=data)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
 def buffer_data_starts(data: bytes) -> list[int]:
@@ -63,5 +54,5 @@ def test_shared_model_is_the_same_model_in_fewer_bytes():
     assert [(t.name, t.shape, t.dtype, t.scale, t.zero_point, t.data_bytes) for t in before.tensors] == \
            [(t.name, t.shape, t.dtype, t.scale, t.zero_point, t.data_bytes) for t in after.tensors]
     x = np.random.default_rng(9).integers(-128, 128, (1, 8, 8, 3), dtype=np.int8)
-    np.testing.assert_array_equal(run(plain, x), run(shared, x))
+    np.testing.assert_array_equal(run_once(plain, x), run_once(shared, x))
     assert buffer_data_starts(shared) and all(s % BUFFER_ALIGNMENT == 0 for s in buffer_data_starts(shared))

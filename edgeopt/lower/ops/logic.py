@@ -15,9 +15,11 @@ import tensorflow as tf
 from edgeopt.lower._table import lowers
 from edgeopt.lower.ops.elementwise import apply_preps, broadcast_operands
 
-COMPARE = {"Equal": tf.equal, "Less": tf.less, "Greater": tf.greater, "LessOrEqual": tf.less_equal,
-           "GreaterOrEqual": tf.greater_equal}
-LOGIC = {"And": tf.logical_and, "Or": tf.logical_or, "Xor": tf.math.logical_xor}
+# op -> (TF function, numpy function for all-constant inputs); all binary but Where (ternary)
+BROADCASTING = {"Equal": (tf.equal, np.equal), "Less": (tf.less, np.less), "Greater": (tf.greater, np.greater),
+                "LessOrEqual": (tf.less_equal, np.less_equal), "GreaterOrEqual": (tf.greater_equal, np.greater_equal),
+                "And": (tf.logical_and, np.logical_and), "Or": (tf.logical_or, np.logical_or),
+                "Xor": (tf.math.logical_xor, np.logical_xor), "Where": (tf.where, np.where)}
 
 
 def _emit_broadcast(ctx, fn) -> None:
@@ -32,25 +34,14 @@ def _constant_inputs(ctx) -> list[np.ndarray] | None:
     return [v.const for v in values] if all(v.const is not None for v in values) else None
 
 
-@lowers(*COMPARE, layout="any")
-def compare(ctx):
+@lowers(*BROADCASTING, layout="any")
+def broadcasting(ctx):
+    tf_fn, numpy_fn = BROADCASTING[ctx.node.op_type]
     constants = _constant_inputs(ctx)
-    numpy_fn = {"Equal": np.equal, "Less": np.less, "Greater": np.greater, "LessOrEqual": np.less_equal,
-                "GreaterOrEqual": np.greater_equal}[ctx.node.op_type]
     if constants is not None:
         ctx.emit_constant(numpy_fn(*constants))
         return
-    _emit_broadcast(ctx, COMPARE[ctx.node.op_type])
-
-
-@lowers(*LOGIC, layout="any")
-def logic(ctx):
-    constants = _constant_inputs(ctx)
-    if constants is not None:
-        numpy_fn = {"And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor}[ctx.node.op_type]
-        ctx.emit_constant(functools.reduce(numpy_fn, constants))
-        return
-    _emit_broadcast(ctx, LOGIC[ctx.node.op_type])
+    _emit_broadcast(ctx, tf_fn)
 
 
 def _is_inf(ctx):
@@ -72,12 +63,3 @@ def boolean_unary(ctx):
         ctx.emit_constant(fn(tf.constant(x.const)).numpy())
         return
     ctx.emit(fn, [ctx.tensor(0, None, keep_order=True)], x.perm, orders=[x.order])
-
-
-@lowers("Where", layout="any")
-def where(ctx):
-    constants = _constant_inputs(ctx)
-    if constants is not None:
-        ctx.emit_constant(np.where(*constants))
-        return
-    _emit_broadcast(ctx, tf.where)
