@@ -8,7 +8,7 @@ source model, TRANSPOSE ops, Edge TPU ops mapped / total and the first op left o
 The onnx float32 build is the reference: onnxruntime's own SQNR against the source says
 how well-conditioned a random-weight net is.
 
-    python scripts/bench_zoo.py --out bench-results/zoo.json [--models vit-tiny,resnet18]
+    python scripts/bench_zoo.py --out bench-results/zoo.json [--models vit-tiny,resnet18 [--keep]]
 """
 
 from __future__ import annotations
@@ -153,14 +153,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench-results/zoo.json"))
     parser.add_argument("--models", help="comma-separated subset of the zoo")
     parser.add_argument("--work", type=Path, help="keep models and bundles here (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the rows already in --out for the models not measured this run")
     args = parser.parse_args()
     chosen = [e for e in ZOO if not args.models or e.name in args.models.split(",")]
-    models = {}
+    models = json.loads(args.out.read_text())["models"] if args.keep and args.out.exists() else {}
     with tempfile.TemporaryDirectory() as temp:
         work = args.work or Path(temp)
         for entry in chosen:
             print(f"{entry.name} ({entry.family}, {entry.source})", flush=True)
             models[entry.name] = bench_model(entry, work)
+            models = {e.name: models[e.name] for e in ZOO if e.name in models}  # zoo order, kept rows too
             write(args.out, models)  # a long run leaves what it has measured so far
     print(markdown(models, scores(models)))
 
