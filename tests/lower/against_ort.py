@@ -62,14 +62,19 @@ class GraphBuilder:
         return self.node("Gemm", x, weight, bias, name=name, transB=1)
 
     def model(self, outputs: list[str], opset: int = 18) -> onnx.ModelProto:
-        """Outputs are declared without a shape: onnxruntime infers and checks them."""
+        """Outputs are declared with their inferred type (int64 indices, booleans) and without
+        a shape: onnxruntime infers and checks it."""
         graph = helper.make_graph(
             self.nodes, "case",
             [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in self.inputs.items()],
-            [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+            [helper.make_empty_tensor_value_info(name) for name in outputs],
             [numpy_helper.from_array(array, name) for name, array in self.weights.items()],
         )
-        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        inferred = onnx.shape_inference.infer_shapes(model).graph.output
+        for output, found in zip(model.graph.output, inferred):
+            output.type.tensor_type.elem_type = found.type.tensor_type.elem_type or TensorProto.FLOAT
+        return model
 
 
 def moved(lowered: LoweredModel) -> list[str]:
@@ -87,5 +92,9 @@ def assert_matches_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray], rto
     for port, result, want in zip(lowered.outputs, results, expected):
         got = np.transpose(np.asarray(result), np.argsort(port.perm))
         assert got.shape == want.shape, f"output {port.name}: shape {got.shape}, onnxruntime {want.shape}"
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=False, err_msg=f"output {port.name}")
+        if want.dtype.kind in "iub":  # indices, masks: exact, and of ONNX's type
+            assert got.dtype == want.dtype, f"output {port.name}: {got.dtype}, onnxruntime {want.dtype}"
+            np.testing.assert_array_equal(got, want, err_msg=f"output {port.name}")
+        else:
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=False, err_msg=f"output {port.name}")
     return lowered

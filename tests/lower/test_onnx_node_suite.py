@@ -20,9 +20,14 @@ def test_no_case_gives_a_wrong_result_or_crashes(outcomes):
     assert failed == []
 
 
+# Ops whose every ONNX case is outside what we lower, each tested in lower/test_ops.py instead:
+# ONNX's Col2Im cases all overlap, pad, dilate or are 3-D; we lower the patch fold that tiles the map.
+NO_ONNX_CASE_IN_SCOPE = {"Col2Im"}
+
+
 def test_every_op_in_the_table_passes_onnx_cases(outcomes):
     passed_ops = {op for o in outcomes if o.status == "passed" for op in o.ops}
-    assert sorted(set(OPS) - passed_ops) == []
+    assert sorted(set(OPS) - passed_ops - NO_ONNX_CASE_IN_SCOPE) == []
 
 
 def test_refusals_name_the_node(outcomes):
@@ -31,6 +36,6 @@ def test_refusals_name_the_node(outcomes):
 
 
 def test_suite_size_is_exact(outcomes):
-    """638 cases pass with onnx 1.23.2 (pinned): fewer means a lowering regressed; more, that
+    """699 cases pass with onnx 1.23.2 (pinned): fewer means a lowering regressed; more, that
     a new lowering landed and this count should say so."""
-    assert sum(o.status == "passed" for o in outcomes) == 638
+    assert sum(o.status == "passed" for o in outcomes) == 699

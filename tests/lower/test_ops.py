@@ -301,6 +301,26 @@ ATTENTION_AND_MODERN = [  # the ops transformers and modern convnets bring, in t
          num_groups=2, opset=21, then_conv=6),
     case("GroupNormalization-1-group", "GroupNormalization", X, Rand((4,)), Rand((4,)), num_groups=1, opset=21,
          then_conv=4),
+    case("DepthToSpace-dcr", "DepthToSpace", Act((1, 8, 3, 3)), blocksize=2, then_conv=2),
+    case("DepthToSpace-crd", "DepthToSpace", Act((1, 8, 3, 3)), blocksize=2, mode="CRD", then_conv=2),
+    case("SpaceToDepth", "SpaceToDepth", X, blocksize=2, then_conv=16),
+    # MobileViTV2's fold of 2x2 patches back into the map
+    case("Col2Im-patches-tile-the-map", "Col2Im", Act((1, 16, 9)), ints(6, 6), ints(2, 2), strides=[2, 2],
+         then_conv=4),
+    case("ArgMax-channel", "ArgMax", X, axis=1, keepdims=0),
+    case("ArgMin-last-axis-keepdims-last-index", "ArgMin", Act((3, 16)), axis=-1, select_last_index=1),
+    case("TopK-logits", "TopK", Act((3, 16)), ints(5), outputs=2),
+    case("TopK-channel-smallest", "TopK", X, ints(2), axis=1, largest=0, outputs=2),
+    case("TopK-height-axis", "TopK", X, ints(3), axis=2, outputs=2, moves=1),
+    case("Einsum-attention-scores", "Einsum", Act((2, 2, 5, 4)), Act((2, 2, 6, 4)), equation="bhid,bhjd->bhij"),
+    case("Einsum-token-weight", "Einsum", Act((2, 5, 8)), Rand((8, 3)), equation="bij,jk->bik"),
+    case("Einsum-ellipsis-sum-and-transpose", "Einsum", Act((2, 3, 5, 4)), Rand((4,)), equation="...ij,j->...i"),
+    case("Einsum-implicit-output", "Einsum", Act((5, 4)), Act((4, 3)), equation="ij,jk"),
+    case("GridSample-bilinear-zeros", "GridSample", X, Act((1, 4, 5, 2), stem=False, scale=1.3), then_conv=4),
+    case("GridSample-nearest-border-align-corners", "GridSample", X, Act((1, 4, 5, 2), stem=False, scale=1.3),
+         mode="nearest", padding_mode="border", align_corners=1, then_conv=4),
+    case("GridSample-bilinear-reflection", "GridSample", X, Act((1, 4, 5, 2), stem=False, scale=2.5),
+         padding_mode="reflection", then_conv=4),
 ]
 
 

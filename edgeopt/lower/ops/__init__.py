@@ -1,4 +1,4 @@
 """One module per family of ONNX ops; importing them fills edgeopt.lower._table.OPS."""
 
-from edgeopt.lower.ops import (activations, conv, elementwise, gather, generate, linear, logic, norm, pool,  # noqa: F401
-                               reduce, resize, shape, slicing)
+from edgeopt.lower.ops import (activations, blocks, conv, einsum, elementwise, gather, generate,  # noqa: F401
+                               grid_sample, linear, logic, norm, pool, reduce, resize, select, shape, slicing)
