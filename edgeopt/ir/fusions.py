@@ -1,8 +1,9 @@
 """Node groups that mean one op: the lowering emits them as that op (one TF op), and the
 Edge TPU activation rewrite replaces them as a whole.
 
-Exporters spell some activations out in primitives; TFLite has a single builtin for them,
-with int8 kernels, while the primitives (ERF) have none. A fusion names the group's last
+Exporters spell some ops out in primitives: activations, for which TFLite has a single
+builtin with int8 kernels while the primitives (ERF) have none, and GroupNorm, whose
+primitives reshape across the NHWC layout. A fusion names the group's last
 node (the anchor), the nodes it absorbs, and the single op (from the lowering table) that
 replaces them. Each matcher is one small function; FUSIONS lists them.
 """
@@ -79,7 +80,32 @@ def gelu_erf(erf: ir.Node) -> Fusion | None:
     return Fusion(anchor, group[:-1], node)
 
 
-FUSIONS = {"Erf": gelu_erf}  # op type that starts a match -> matcher
+def group_norm(norm: ir.Node) -> Fusion | None:
+    """Reshape(x, [N, G, -1]) -> InstanceNormalization -> Reshape back to x's shape: how
+    exporters spell GroupNorm (torch's GroupNorm, PoolFormer's and MobileViTV2's GroupNorm(1)).
+    Lowered op by op, both reshapes merge axes that NHWC does not keep together (2 TRANSPOSE
+    ops each); as one GroupNormalization it stays in NHWC."""
+    split = norm.inputs[0].producer()
+    if split is None or split.op_type != "Reshape" or _sole_consumer(split.outputs[0], norm.op_type) is not norm:
+        return None
+    merge = _sole_consumer(norm.outputs[0], "Reshape")
+    x = split.inputs[0]
+    shapes = [v.shape for v in (x, split.outputs[0], merge.outputs[0] if merge else None)]
+    if merge is None or not all(s is not None and all(isinstance(d, int) for d in s) for s in shapes):
+        return None
+    (batch, channels, *_), grouped, restored = (tuple(s) for s in shapes)
+    groups = grouped[1] if len(grouped) == 3 else 0
+    if restored != tuple(shapes[0]) or len(restored) < 3 or grouped[0] != batch or not groups or channels % groups:
+        return None
+    epsilon = norm.attributes.get("epsilon")
+    attributes = {"num_groups": ir.AttrInt64("num_groups", groups),
+                  "epsilon": ir.AttrFloat32("epsilon", epsilon.value if epsilon is not None else 1e-5)}
+    node = SimpleNamespace(op_type="GroupNormalization", domain="", name=merge.name, inputs=[x, *norm.inputs[1:]],
+                           outputs=list(merge.outputs), attributes=attributes)
+    return Fusion(merge, [split, norm], node)
+
+
+FUSIONS = {"Erf": gelu_erf, "InstanceNormalization": group_norm}  # op type that starts a match -> matcher
 
 
 def find_fusions(graph: ir.Graph) -> dict[ir.Node, Fusion]:

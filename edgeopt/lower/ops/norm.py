@@ -118,6 +118,10 @@ def group_norm(ctx):
     scale, bias = _channel_affine(ctx, x, 1, "scale", repeat), _channel_affine(ctx, x, 2, "bias", repeat)
     tf_shape = [x.shape[a] for a in x.perm]
     channel_axis = x.perm.index(1)
+    if groups == 1:  # one group: over all but the batch, no 5-D reshape (which the Edge TPU does not map)
+        ctx.emit(lambda t: _normalize(t, list(range(1, x.rank)), epsilon) * scale + bias, [ctx.tensor(0, x.perm)],
+                 x.perm)
+        return
     split = tf_shape[:channel_axis] + [groups, channels // groups] + tf_shape[channel_axis + 1:]
     axes = [a for a in range(len(split)) if a not in (0, channel_axis)]  # all but batch and group
 
