@@ -201,3 +201,36 @@ def write_model(entry: ZooModel, work: Path, calib: int, evaluation: int) -> tup
     for target, arrays in zip(paths, data):
         np.savez(target, **arrays)
     return path, paths[0], paths[1]
+
+
+ROUNDING_NOISE = 1e-7  # relative, about float32's rounding step (2^-24 = 6e-8)
+
+
+def conditioning_db(model_path: Path, evaluation: Path, draws: int = 3) -> float | None:
+    """SQNR of the source model against itself on its evaluation images moved by float32
+    rounding noise (the worst of a few draws): no float32 build can be expected to agree
+    with the source better than this. Random LeViT is the case in point: on one contrasty
+    crop its attention saturates, and the source itself moves to ~10 dB. None for text
+    models (integer inputs)."""
+    data = np.load(evaluation)
+    if len(data.files) != 1 or data[data.files[0]].dtype.kind != "f":
+        return None
+    images = data[data.files[0]]
+    rng = np.random.default_rng(0)
+    inputs = [images] + [images * (1 + ROUNDING_NOISE * rng.standard_normal(images.shape)).astype(np.float32)
+                         for _ in range(draws)]
+    if model_path.suffix == ".keras":
+        import keras
+
+        model = keras.models.load_model(model_path)
+        outputs = [np.asarray(model(x, training=False), np.float64) for x in inputs]
+    else:
+        import torch
+
+        module = torch.export.load(model_path).module()  # exported for a batch of one
+        with torch.no_grad():
+            outputs = [np.concatenate([module(torch.from_numpy(s[None])).numpy() for s in x]).astype(np.float64)
+                       for x in inputs]
+    clean = outputs[0]
+    return min(float(10 * np.log10(np.sum(clean ** 2) / max(np.sum((clean - moved) ** 2), 1e-300)))
+               for moved in outputs[1:])
