@@ -71,9 +71,14 @@ class GraphBuilder:
             [numpy_helper.from_array(array, name) for name, array in self.weights.items()],
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-        inferred = onnx.shape_inference.infer_shapes(model).graph.output
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model).graph.output
+        except onnx.shape_inference.InferenceError:  # an op of a custom domain: float, as declared
+            inferred = []
         for output, found in zip(model.graph.output, inferred):
-            output.type.tensor_type.elem_type = found.type.tensor_type.elem_type or TensorProto.FLOAT
+            output.type.tensor_type.elem_type = found.type.tensor_type.elem_type
+        for output in model.graph.output:
+            output.type.tensor_type.elem_type = output.type.tensor_type.elem_type or TensorProto.FLOAT
         return model
 
 
