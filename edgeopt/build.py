@@ -186,6 +186,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         artefact = backend.compile(model, _compile_options(request, backend, calib, profile))
     with progress.step(f"Verifying on {evaluation.size} held-out samples", "verify"):
         fidelity = verify.measure(loaded.reference, artefact.run, evaluation, batch)
+    if artefact.layers is not None:
+        with progress.step("Measuring the int8 error layer by layer", "layers"):
+            fidelity.layers = artefact.layers(evaluation.batches(batch))
     verify.gate(fidelity, request.max_drop)
     artefact_analysis = analyze(artefact.model) if artefact.model is not None else None
     sizes = None

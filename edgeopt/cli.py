@@ -112,7 +112,9 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
-    from edgeopt.report import edgetpu_fix_lines, fidelity_table, passes_table, stages_table, transposes_lines
+    from edgeopt.quant.layers import worst
+    from edgeopt.report import (edgetpu_fix_lines, fidelity_table, layers_table, passes_table, stages_table,
+                                transposes_lines)
 
     if not model:
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
@@ -134,6 +136,9 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
 
     screen.print(passes_table(result.manifest["passes"]))
     screen.print(fidelity_table(result.manifest["fidelity"]))
+    if result.manifest["fidelity"].get("layers"):
+        screen.print(layers_table(worst(result.manifest["fidelity"]["layers"]), "int8: where the error grows most "
+                                  "(every layer: edgeopt inspect BUNDLE --layers)"))
     for line in transposes_lines(result.manifest["artefact"].get("transposes")):
         screen.print(escape(line))
     for log in ("edgetpu_compiler.log", "edgetpu_analysis.log"):
@@ -166,12 +171,20 @@ def _as_list(value) -> list[str]:
 @shape_option
 @module_option
 @pickle_option
+@click.option("--layers", is_flag=True, help="For an int8 bundle: the int8 error of every layer against float.")
 @json_option
-def inspect(path, input_shape, module, trust_pickle, json_output):
+def inspect(path, input_shape, module, trust_pickle, layers, json_output):
     """Inputs/outputs, ops, parameters, MACs and peak activation memory of a model or bundle."""
-    from edgeopt.inspect import inspect_path
-    from edgeopt.report import analysis_tables
+    from edgeopt.inspect import bundle_layers, inspect_path
+    from edgeopt.report import analysis_tables, layers_table
 
+    if layers:
+        title, rows = bundle_layers(Path(path))
+        if json_output:
+            _print_json({"ok": True, "path": path, "layers": rows})
+        else:
+            screen.print(layers_table(rows, title))
+        return
     title, analysis, manifest = inspect_path(Path(path), parse_input_shapes_cli(input_shape), module, trust_pickle)
     if json_output:
         _print_json({"ok": True, "path": path, "analysis": analysis.to_json(), "bundle": manifest})

@@ -6,7 +6,7 @@ import tarfile
 from pathlib import Path
 
 from edgeopt.bundle import MANIFEST, opened, read_manifest
-from edgeopt.errors import ModelError
+from edgeopt.errors import ModelError, UsageError
 from edgeopt.frontends import FrontendOptions, load_model
 from edgeopt.ir import load
 from edgeopt.ir.analysis import Analysis, analyze
@@ -30,3 +30,17 @@ def inspect_path(path: Path, input_shapes: dict, module: str | None, trust_pickl
         analysis = analyze(load(artefact))
     summary = {k: manifest[k] for k in ("name", "target", "profile", "quant", "source", "artefact", "fidelity", "size_check")}
     return f"bundle {manifest['name']} ({manifest['target']}, {manifest['quant']})", analysis, summary
+
+
+def bundle_layers(path: Path) -> tuple[str, list[dict]]:
+    """(title, per-layer int8 error rows) recorded in a bundle's manifest (fidelity.layers)."""
+    if not _is_bundle(path):
+        raise UsageError(f"{path}: --layers reads a bundle (a directory with {MANIFEST}, or its .tar.gz)",
+                         hint="Build first: edgeopt build MODEL --quant int8 --calib DATA --eval DATA")
+    with opened(path) as directory:
+        manifest = read_manifest(directory)
+    layers = (manifest.get("fidelity") or {}).get("layers")
+    if not layers:
+        raise UsageError(f"{path}: no per-layer errors in this bundle ({manifest['target']}, {manifest['quant']})",
+                         hint="They are measured for int8 builds of the tflite and coral targets.")
+    return f"bundle {manifest['name']}: int8 error per layer against float", layers

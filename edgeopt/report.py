@@ -63,6 +63,19 @@ def fidelity_table(fidelity: dict) -> Table:
     return table
 
 
+def layers_table(layers: list[dict], title: str) -> Table:
+    """int8 error per layer (edgeopt.quant.layers): SQNR against float, and the SQNR lost
+    against the layer's inputs, where a broken layer shows."""
+    table = Table(title=title, title_justify="left")
+    for column in ("#", "op", "node", "SQNR", "lost"):
+        table.add_column(column, justify="right" if column in ("#", "SQNR", "lost") else "left")
+    for row in layers:
+        sqnr = "exact" if row["sqnr_db"] is None else f"{row['sqnr_db']:.1f} dB"
+        lost = "" if row["growth_db"] is None else f"{row['growth_db']:.1f} dB"
+        table.add_row("in" if row["index"] < 0 else str(row["index"]), row["op"], row["node"], sqnr, lost)
+    return table
+
+
 def passes_table(reports: list[dict]) -> Table:
     table = Table(title="passes", title_justify="left")
     for column in ("pass", "changes", "params", "MACs"):

@@ -21,6 +21,7 @@ class Fidelity:
     max_abs_error: float
     reference_accuracy: float | None  # label accuracy, when the data has labels
     artefact_accuracy: float | None
+    layers: list[dict] | None = None  # int8: per-layer SQNR (edgeopt.quant.layers)
 
     @property
     def drop(self) -> tuple[str, float]:

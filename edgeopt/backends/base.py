@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Iterable
 
 import numpy as np
 import onnx_ir as ir
@@ -40,6 +40,8 @@ class Artefact:
     tolerances: list[dict] = field(default_factory=list)  # per output: atol, rtol for golden checks
     info: dict = field(default_factory=dict)  # target-specific facts for the manifest
     weight_bytes: int | None = None  # constant data in the artefact, when not analysable as ONNX
+    # int8: per-layer error against the float lowering on a few samples (edgeopt.quant.layers)
+    layers: Callable[[Iterable[dict]], list[dict]] | None = None
 
     @property
     def size(self) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeopt.backends.base import Artefact, Backend, CompileOptions
 from edgeopt.errors import DataError
+from edgeopt.quant.layers import layer_errors
 from edgeopt.resources import data_dir
 from edgeopt.tflite.acceptance import accept
 from edgeopt.tflite.convert import IO_DTYPES, QUANT_MODES
@@ -100,8 +101,9 @@ def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
     ops = model.op_counts()
     info = {"runtime": runtime, "ops": dict(sorted(ops.items())),
             "transposes": {"count": ops.get("TRANSPOSE", 0), "needed_by": lowered.transposes()}, **info}
+    layers = (lambda feeds: layer_errors(lowered, data, feeds)) if quant == "int8" else None
     return Artefact(files={MODEL_FILE: data}, main=MODEL_FILE, inputs=inputs, outputs=outputs, run=run,
-                    tolerances=tolerances, info=info, weight_bytes=model.constant_bytes)
+                    tolerances=tolerances, info=info, weight_bytes=model.constant_bytes, layers=layers)
 
 
 def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False) -> tuple[bytes, object, dict]:
