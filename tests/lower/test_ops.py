@@ -216,6 +216,10 @@ POOL_AND_REDUCE = [
     case("ReduceMean-HW-no-keepdims", "ReduceMean", X, ints(2, 3), keepdims=0, then_gemm=4),
     case("ReduceMean-channel", "ReduceMean", X, ints(1), keepdims=1, then_conv=1),
     case("ReduceMean-negative-axis-no-keepdims", "ReduceMean", X, ints(-1), keepdims=0),
+    case("ReduceL2-spatial-keepdims", "ReduceL2", X, ints(2, 3), keepdims=1, then_conv=4),  # ConvNeXtV2's GRN
+    case("ReduceL1-channel", "ReduceL1", X, ints(1), keepdims=0),
+    case("ReduceSumSquare-width", "ReduceSumSquare", X, ints(3), keepdims=1),
+    case("ReduceLogSumExp-channel", "ReduceLogSumExp", X, ints(1), keepdims=1, then_conv=1),
 ]
 
 SHAPE = [

@@ -9,7 +9,13 @@ from edgeopt.lower._layout import without_axes
 from edgeopt.lower._table import lowers
 
 REDUCE = {"ReduceMean": tf.reduce_mean, "ReduceMax": tf.reduce_max, "ReduceMin": tf.reduce_min,
-          "ReduceSum": tf.reduce_sum, "ReduceProd": tf.reduce_prod}
+          "ReduceSum": tf.reduce_sum, "ReduceProd": tf.reduce_prod,
+          # norms (ConvNeXtV2's global response norm is a ReduceL2 over the map) and log-sums
+          "ReduceL1": lambda t, axes, keepdims: tf.reduce_sum(tf.abs(t), axes, keepdims=keepdims),
+          "ReduceL2": lambda t, axes, keepdims: tf.sqrt(tf.reduce_sum(t * t, axes, keepdims=keepdims)),
+          "ReduceSumSquare": lambda t, axes, keepdims: tf.reduce_sum(t * t, axes, keepdims=keepdims),
+          "ReduceLogSum": lambda t, axes, keepdims: tf.math.log(tf.reduce_sum(t, axes, keepdims=keepdims)),
+          "ReduceLogSumExp": tf.reduce_logsumexp}
 BOOLEAN = {"ReduceMax": tf.reduce_any, "ReduceMin": tf.reduce_all}
 AXES_BECAME_INPUT = {"ReduceSum": 13}  # the others moved `axes` to an input at opset 18
 
