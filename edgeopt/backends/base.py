@@ -22,6 +22,8 @@ class CompileOptions:
     io_dtype: str | None = None  # int8 builds: the model's input/output type (None: the target's default)
     calibration_method: str = "minmax"
     bias_correction: bool = False
+    rounding: str = "nearest"  # int8 weights: nearest | learned (edgeopt.quant.rounding)
+    rounding_steps: int = 100
     param_cache_bytes: int = DEFAULT_CACHE_BYTES  # Edge TPU on-chip parameter cache (from the device profile)
     edgetpu: EdgeTpuOptions = field(default_factory=EdgeTpuOptions)
 

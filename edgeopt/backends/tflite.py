@@ -5,8 +5,9 @@ weights; activation ranges (min/max, percentile or MSE) are measured on the floa
 carried as fake-quant ranges (edgeopt.quant.ranges; the converter's own calibration gives a
 tensor read only by an ADD or MUL that op's output range, which wipes out a transformer's
 residual branches: 9.7 against 24.4 dB on a 2-layer DistilBERT), masked attention scores get
-ranges of their own (edgeopt.quant.masks); `--bias-correction` first moves each
-conv/FC bias to cancel the mean error of int8 weight rounding.
+ranges of their own (edgeopt.quant.masks); `--rounding learned` chooses each int8 weight's
+rounding (edgeopt.quant.rounding) and `--bias-correction` moves each conv/FC bias to cancel
+the mean error of int8 weight rounding, layer by layer.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from edgeopt.tflite.isolated import start_converter
 from edgeopt.tflite.reader import TfliteModel, read_tflite
 
 MODEL_FILE = "model.tflite"
-BIAS_CORRECTION_SAMPLES = 64
+WEIGHT_FIX_SAMPLES = 64  # calibration samples that bias correction and learned rounding walk
 FLOAT_TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}
 DYNAMIC_TOLERANCE = {"atol": 1e-2, "rtol": 1e-2}  # activations quantized on the fly: kernels may round apart
 QUANT_STEPS_TOLERANCE = 2  # int8 outputs: other kernels may round differently by a step or two
@@ -110,7 +111,9 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     """Lower, choose int8 ranges and biases as asked, convert. Shared with the coral target,
     which lowers into the forms the Edge TPU compiler maps (see edgeopt.lower.lower)."""
     from edgeopt.lower import lower
-    from edgeopt.quant.bias_correction import correct_biases
+    from edgeopt.quant.bias_correction import bias_fix
+    from edgeopt.quant.rounding import rounding_fix
+    from edgeopt.quant.sequential import compose, walk
     from edgeopt.quant.masks import mask_ranges
     from edgeopt.quant.ranges import activation_ranges
     from edgeopt.tflite.convert import convert, representative_data
@@ -127,9 +130,17 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     method = options.calibration_method
     ranges = activation_ranges(lowered, feeds, method)
     info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
+    corrections, learned = [], []
+    fixes = ([rounding_fix(learned, options.rounding_steps)] if options.rounding == "learned" else []) + \
+        ([bias_fix(corrections)] if options.bias_correction else [])
+    if fixes:
+        walk(lowered, feeds[:WEIGHT_FIX_SAMPLES], ranges, compose(*fixes))
     if options.bias_correction:
-        corrections = correct_biases(lowered, feeds[:BIAS_CORRECTION_SAMPLES], ranges)
         info["bias_correction"] = {c.node: round(c.max_shift, 6) for c in corrections}
+    if options.rounding == "learned":
+        info["rounding"] = {"method": "learned", "steps": options.rounding_steps, "layers": {
+            r.node: {"changed": r.changed, "weights": r.weights, "error_nearest": round(r.error_nearest, 8),
+                     "error_learned": round(r.error_learned, 8)} for r in learned}}
     lowered.set_ranges({**ranges, **mask_ranges(model, lowered, feeds)})
     data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype=options.io_dtype)
     return data, lowered, info

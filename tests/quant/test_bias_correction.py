@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from edgeopt.lower import lower
-from edgeopt.quant.bias_correction import INT8_MAX, correct_biases, round_per_channel
+from edgeopt.quant.bias_correction import correct_biases
+from edgeopt.quant.sequential import INT8_MAX, round_per_channel
 from quant.test_ranges import conv_relu_pool_model
 
 
