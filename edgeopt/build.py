@@ -193,7 +193,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         model, reports = passes.run_passes(loaded.model)
     batch = input_specs(model)[0].shape[0]
     with progress.step(f"Compiling for {request.target} ({request.quant})", "compile"):
-        artefact = backend.compile(model, _compile_options(request, backend, calib, profile))
+        options = _compile_options(request, backend, calib, profile)
+        options.note = progress.note
+        artefact = backend.compile(model, options)
     with progress.step(f"Verifying on {evaluation.size} held-out samples", "verify"):
         fidelity = verify.measure(loaded.reference, artefact.run, evaluation, batch)
     if artefact.layers is not None:

@@ -26,6 +26,7 @@ class CompileOptions:
     rounding_steps: int = 100
     param_cache_bytes: int = DEFAULT_CACHE_BYTES  # Edge TPU on-chip parameter cache (from the device profile)
     edgetpu: EdgeTpuOptions = field(default_factory=EdgeTpuOptions)
+    note: Callable[[str], None] = lambda text: None  # progress lines from long work inside the compile step
 
 
 @dataclass

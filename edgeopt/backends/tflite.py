@@ -131,7 +131,7 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     ranges = activation_ranges(lowered, feeds, method)
     info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
     corrections, learned = [], []
-    fixes = ([rounding_fix(learned, options.rounding_steps)] if options.rounding == "learned" else []) + \
+    fixes = ([rounding_fix(learned, options.rounding_steps, options.note)] if options.rounding == "learned" else []) + \
         ([bias_fix(corrections)] if options.bias_correction else [])
     if fixes:
         walk(lowered, feeds[:WEIGHT_FIX_SAMPLES], ranges, compose(*fixes))

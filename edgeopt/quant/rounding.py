@@ -17,6 +17,7 @@ to V by the chain rule (dw/dV = s * dh/dV).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ BETA = (20.0, 2.0)  # regulariser exponent: from, to
 LEARNING_RATE = 1e-2
 BATCH = 16
 STEPS = 100
+PROGRESS_EVERY_S = 10.0
 
 
 @dataclass
@@ -119,12 +121,21 @@ def learn_rounding(step, inputs: list[list], float_out: list[list], steps: int, 
     return LearnedRounding(step.node, int(np.sum(chosen != nearest)), int(chosen.size), error_nearest, error_learned)
 
 
-def rounding_fix(results: list[LearnedRounding], steps: int = STEPS, seed: int = 0):
-    """The walk's fix (edgeopt.quant.sequential) that learns each layer's rounding."""
+def rounding_fix(results: list[LearnedRounding], steps: int = STEPS, note=None, seed: int = 0):
+    """The walk's fix (edgeopt.quant.sequential) that learns each layer's rounding; `note`
+    gets a progress line every few seconds."""
+    start = last = time.perf_counter()
+
     def fix(step, rounded, float_out, inputs):
+        nonlocal last
         found = learn_rounding(step, inputs, float_out, steps, seed)
         if found is None:
             return rounded
         results.append(found)
+        now = time.perf_counter()
+        if note is not None and now - last >= PROGRESS_EVERY_S:
+            last = now
+            note(f"  learned rounding: {len(results)} layers in {now - start:.0f} s (last: {found.node}, output "
+                 f"error {found.error_nearest:.2e} nearest, {found.error_learned:.2e} learned)")
         return run_step(step, inputs)
     return fix
