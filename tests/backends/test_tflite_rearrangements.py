@@ -50,3 +50,20 @@ def test_every_op_converts_to_builtins_and_matches(tmp_path, quant):
     ops = {op.opcode for op in read_tflite(result.artefact.files["model.tflite"]).operators}
     assert {"SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "GATHER", "BATCH_MATMUL", "TOPK_V2", "ARG_MAX"} <= ops
     assert not any(op.startswith("CUSTOM") or op.startswith("FLEX") for op in ops)
+
+
+def test_patch_fold_parses_for_the_edge_tpu_compiler(tmp_path):
+    """MobileViTV2's fold of 2x2 patches: with a batch of one its TRANSPOSE is 5-D (version 5),
+    not 6-D (version 6, which edgetpu_compiler 16 cannot parse: the whole model was refused)."""
+    g = GraphBuilder(seed=5)
+    x = g.conv(g.input("image", (1, 3, 8, 8)), 3, 4, pads=SAME_PADS)
+    patches = g.node("Reshape", g.node("SpaceToDepth", x, blocksize=2), g.weight("to_cols", np.array([1, 16, 16])))
+    x = g.node("Col2Im", patches, g.weight("image_shape", np.array([8, 8])), g.weight("block", np.array([2, 2])),
+               strides=[2, 2])
+    onnx.save(onnx.shape_inference.infer_shapes(g.model([g.conv(x, 4, 4, pads=SAME_PADS)])), tmp_path / "fold.onnx")
+    np.savez(tmp_path / "calib.npz", image=np.random.default_rng(0).standard_normal((16, 3, 8, 8)).astype(np.float32))
+    result = build(BuildRequest(model=tmp_path / "fold.onnx", target="coral", out=tmp_path / "dist",
+                                calib=str(tmp_path / "calib.npz")), Progress(quiet=True))
+    versions = {op.opcode: op.version for op in read_tflite(result.artefact.files["model.tflite"]).operators}
+    assert versions["TRANSPOSE"] <= 5  # and the build went on: a version the compiler cannot parse is exit 7
+    assert result.artefact.info["edgetpu"]["predicted"]["edgetpu_ops"] >= 3  # QUANTIZE, CONV_2D, SPACE_TO_DEPTH

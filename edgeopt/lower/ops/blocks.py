@@ -65,9 +65,11 @@ def col2im(ctx):
     (kh, kw), (h, w) = block, image
     batch, channels = x.shape[0], x.shape[1] // (kh * kw)
     blocks = (batch, channels, kh, kw, h // kh, w // kw)
+    # (N, C*kh*kw, L) -> (N, H/kh, kh, W/kw, kw, C) -> NHWC; a batch of one leaves the batch
+    # axis out: a 6-D TRANSPOSE is version 6, which edgetpu_compiler 16 cannot parse
+    blocks, order = (blocks[1:], (3, 1, 4, 2, 0)) if batch == 1 else (blocks, (0, 4, 2, 5, 3, 1))
 
-    def fold(t):  # (N, C*kh*kw, L) -> (N, H/kh, kh, W/kw, kw, C) -> NHWC
-        patches = tf.transpose(tf.reshape(t, blocks), (0, 4, 2, 5, 3, 1))
-        return tf.reshape(patches, (batch, h, w, channels))
+    def fold(t):
+        return tf.reshape(tf.transpose(tf.reshape(t, blocks), order), (batch, h, w, channels))
 
     ctx.emit(fold, [ctx.tensor(0, identity(x.rank))], NHWC)
