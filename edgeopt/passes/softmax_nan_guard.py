@@ -2,7 +2,9 @@
 
 The dynamo exporter writes this guard after the Softmax of every scaled-dot-product
 attention, for rows whose every score is masked to -inf. IsNaN lowers to NOT_EQUAL(x, x),
-which the int8 converter cannot quantize (and an int8 tensor holds no NaN anyway).
+which the int8 converter cannot quantize (and an int8 tensor holds no NaN anyway). torch's
+own decomposition of the attention writes `Where(Not(Any(scores != -inf)), 0, s)` instead
+(NOT_EQUAL on float scores again), which goes on the same proof: finite scores are never -inf.
 
 Why removing it is safe: Softmax (max-subtracted) of a row of finite values is finite, so
 its output is NaN only when its input row holds a NaN or an infinity. Graph inputs are
@@ -37,16 +39,35 @@ FINITE_OPS = frozenset({
 })
 
 
+# torch's own decomposition of scaled_dot_product_attention (Swin, after run_decompositions)
+# guards fully masked rows instead: Not(Any(Not(scores == -inf))), Any as Cast-ReduceMax-Cast
+ALL_MASKED_TEST = ("Not", "Cast", "ReduceMax", "Cast", "Not", "Equal")
+
+
+def _all_masked_test(condition: ir.Value, scores: ir.Value) -> bool:
+    """`condition` is True only on rows whose every score is -inf: never, for finite scores."""
+    value, node = condition, None
+    for op_type in ALL_MASKED_TEST:
+        node = value.producer() if value is not None else None
+        if node is None or not is_onnx_op(node, op_type):
+            return False
+        value = node.inputs[0]
+    minus_inf = constant_array(node.inputs[1])
+    return value is scores and minus_inf is not None and minus_inf.size == 1 and bool(np.isneginf(minus_inf).all())
+
+
 def _guarded_softmax(node: ir.Node) -> ir.Value | None:
-    """The Softmax output `s` when `node` is Where(IsNaN(s), constant, s) and its output is shaped like s."""
+    """The Softmax output `s` when `node` is Where(IsNaN(s), constant, s), or the all-masked
+    form of the guard, and its output is shaped like s."""
     if not is_onnx_op(node, "Where") or len(node.inputs) != 3:
         return None
     condition, fill, kept = node.inputs
-    test = condition.producer() if condition is not None else None
-    if test is None or not is_onnx_op(test, "IsNaN") or test.inputs[0] is not kept:
-        return None
     source = kept.producer() if kept is not None else None
     if source is None or not is_onnx_op(source, "Softmax") or constant_array(fill) is None:
+        return None
+    test = condition.producer() if condition is not None else None
+    is_nan = test is not None and is_onnx_op(test, "IsNaN") and test.inputs[0] is kept
+    if not (is_nan or _all_masked_test(condition, source.inputs[0])):
         return None
     if kept.shape is None or node.outputs[0].shape is None or list(kept.shape) != list(node.outputs[0].shape):
         return None
@@ -100,6 +121,19 @@ class _FiniteCone:
         return True
 
 
+def _remove_dead_chain(graph: ir.Graph, value: ir.Value) -> list[ir.Value]:
+    """Remove the guard's test, producer by producer along first inputs, while nothing else
+    reads it; returns the other inputs of what went (constants to drop if now unused)."""
+    dropped = []
+    node = value.producer()
+    while node is not None and not any(o.uses() or o.is_graph_output() for o in node.outputs):
+        first, *others = node.inputs  # read before removing: removal detaches them
+        dropped.extend(v for v in others if v is not None)
+        graph.remove(node, safe=True)
+        node = first.producer() if first is not None else None
+    return dropped
+
+
 @register
 class DropSoftmaxNanGuard(Pass):
     name = "drop-softmax-nan-guard"
@@ -112,13 +146,12 @@ class DropSoftmaxNanGuard(Pass):
             kept = _guarded_softmax(node)
             if kept is None or not cone.finite(kept.producer().inputs[0]):
                 continue
-            test, fill = node.inputs[0].producer(), node.inputs[1]
+            condition, fill = node.inputs[0], node.inputs[1]
             if not replace_value(node.outputs[0], kept):
                 continue
             graph.remove(node, safe=True)
-            if not test.outputs[0].uses():
-                graph.remove(test, safe=True)
-            remove_unused_initializers(graph, [fill])
+            constants = [fill, *_remove_dead_chain(graph, condition)]
+            remove_unused_initializers(graph, constants)
             changes.append(f"Where node '{node.name}' guards Softmax '{kept.producer().name}' against NaN, "
                            "which its finite input cone cannot make -> removed")
         return changes

@@ -95,3 +95,34 @@ def test_guard_after_a_layer_norm_without_epsilon_stays(build_model, apply_pass)
     run = apply_pass("drop-softmax-nan-guard", model)
 
     assert run.op_changes == {} and run.changes == []
+
+
+def _all_masked_guard(build_model, fill: float):
+    """scores + a constant mask -> Softmax, guarded as torch's decomposed attention does it:
+    Where(Not(Any(Not(scores == -inf), last axis)), 0, softmax)."""
+    nodes = [helper.make_node("Add", ["x", "mask"], ["scores"], name="add_mask"),
+             helper.make_node("Softmax", ["scores"], ["probs"], name="softmax", axis=-1),
+             helper.make_node("Equal", ["scores", "minus_inf"], ["eq"], name="eq"),
+             helper.make_node("Not", ["eq"], ["kept"], name="not_masked"),
+             helper.make_node("Cast", ["kept"], ["kept_int"], name="to_int", to=TensorProto.INT32),
+             helper.make_node("ReduceMax", ["kept_int", "last"], ["any_int"], name="any", keepdims=1),
+             helper.make_node("Cast", ["any_int"], ["any"], name="to_bool", to=TensorProto.BOOL),
+             helper.make_node("Not", ["any"], ["all_masked"], name="all_masked"),
+             helper.make_node("Where", ["all_masked", "zero", "probs"], ["y"], name="row_guard")]
+    constants = {"mask": np.array([0, 0, fill, 0], np.float32), "minus_inf": np.array(-np.inf, np.float32),
+                 "last": np.array([-1], np.int64), "zero": np.array(0.0, np.float32)}
+    return infer_shapes(build_model(nodes, [("x", SCORES)], [("y", SCORES)], constants))
+
+
+def test_all_masked_row_guard_of_finite_scores_is_removed(build_model, apply_pass):
+    run = apply_pass("drop-softmax-nan-guard", _all_masked_guard(build_model, FLOAT_MIN))
+
+    assert run.op_changes == {"Where": -1, "Equal": -1, "Not": -2, "Cast": -2, "ReduceMax": -1}
+    assert run.model.graph.outputs[0].producer().op_type == "Softmax"
+    assert set(run.model.graph.initializers) == {"mask"}
+    run.assert_outputs_match()
+
+
+def test_all_masked_row_guard_after_a_minus_inf_mask_stays(build_model, apply_pass):
+    run = apply_pass("drop-softmax-nan-guard", _all_masked_guard(build_model, -np.inf))
+    assert run.op_changes == {} and run.changes == []
