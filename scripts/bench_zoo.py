@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_onnx2tf import onnx2tf_float32
-from zoo_models import ZOO, conditioning_db, write_model
+from zoo_models import ZOO
 
 TARGETS = (("onnx", "float32"), ("tflite", "float32"), ("tflite", "int8"), ("coral", "int8"), ("onnx", "int8"))
 SCORED = TARGETS[1:]
@@ -37,11 +38,13 @@ GOALS = {"tflite float32": 0.90, "tflite int8": 0.90, "coral int8": 0.85}
 FLOAT_SQNR_DB = 60.0
 
 
-def run_child(command: list[str], timeout: float) -> tuple[int, str, float, float]:
-    """(exit code, stdout, seconds, peak RSS in MB) of one child process; -9 on timeout."""
+def run_child(command: list[str], timeout: float) -> tuple[int, str, str, float, float]:
+    """(exit code, stdout, last stderr line, seconds, peak RSS in MB) of one child process; -9 on
+    timeout. The RSS is the kernel's, which counts what the child inherited at fork: a fallback
+    only (build_row reads the build's own per-stage peaks)."""
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        child = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(command, stdout=out, stderr=err)
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
@@ -51,8 +54,11 @@ def run_child(command: list[str], timeout: float) -> tuple[int, str, float, floa
                 child.kill()
             time.sleep(0.2)
         out.seek(0)
+        err.seek(0)
         text = out.read().decode(errors="replace")
-    return os.waitstatus_to_exitcode(status), text, time.perf_counter() - start, usage.ru_maxrss / 1024
+        said = [line for line in err.read().decode(errors="replace").splitlines() if line.strip()]
+    return (os.waitstatus_to_exitcode(status), text, said[-1] if said else "", time.perf_counter() - start,
+            usage.ru_maxrss / 1024)
 
 
 def _edgetpu(bundle: Path) -> dict:
@@ -68,13 +74,15 @@ def build_row(model: Path, calib: Path, evaluation: Path, target: str, quant: st
     if model.suffix == ".keras":  # keras.applications leave the batch (MobileNetV3: the size too) open
         (sample,) = np.load(calib).values()
         command += ["--input-shape", ",".join(map(str, (1, *sample.shape[1:])))]
-    code, text, seconds, rss = run_child(command, TIMEOUT_S)
+    code, text, said, seconds, rss = run_child(command, TIMEOUT_S)
     row = {"exit": code, "seconds": round(seconds, 1), "peak_rss_mb": round(rss)}
     try:
         report = json.loads(text)
     except json.JSONDecodeError:
-        row["error"] = "timeout" if code == -9 else f"no JSON report (exit {code}): {text.strip()[-300:]}"
+        row["error"] = "timeout" if code == -9 else f"no JSON report (exit {code}): {said[-300:]}"
         return row
+    peaks = [max(stage["peak_rss_mb"], stage.get("child_peak_rss_mb") or 0) for stage in report.get("stages", [])]
+    row["peak_rss_mb"] = round(max(peaks)) if peaks else row["peak_rss_mb"]
     if not report["ok"]:
         row["error"] = report["error"]["message"].splitlines()[0][:300]
         return row
@@ -83,13 +91,26 @@ def build_row(model: Path, calib: Path, evaluation: Path, target: str, quant: st
                bytes=manifest["artefact"]["bytes"], transposes=manifest["artefact"].get("ops", {}).get("TRANSPOSE", 0))
     if target == "coral":
         row.update(_edgetpu(Path(report["bundle"])))
-    if target == "onnx" and quant == "float32":
-        row["onnx_file"] = str(Path(report["bundle"]) / "model.onnx")
+    if target == "onnx" and quant == "float32":  # kept aside: the onnx int8 build reuses the bundle's name
+        reference = out.parent / "reference.onnx"
+        shutil.copy(Path(report["bundle"]) / "model.onnx", reference)
+        row["onnx_file"] = str(reference)
     return row
 
 
+def prepare(entry, work: Path) -> dict:
+    """The net's files and conditioning, made in a child process (zoo_models.py's main)."""
+    command = [sys.executable, str(Path(__file__).with_name("zoo_models.py")), entry.name, str(work),
+               str(CALIBRATION), str(EVALUATION)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{entry.name}: the zoo could not make the model: {done.stderr.strip()[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def bench_model(entry, work: Path) -> dict:
-    model, calib, evaluation = write_model(entry, work / entry.name, CALIBRATION, EVALUATION)
+    made = prepare(entry, work / entry.name)
+    model, calib, evaluation = Path(made["model"]), Path(made["calib"]), Path(made["eval"])
     rows = {}
     for target, quant in TARGETS:
         key = f"{target} {quant}"
@@ -101,7 +122,7 @@ def bench_model(entry, work: Path) -> dict:
         data = dict(np.load(evaluation))
         rows["onnx2tf float32"] = onnx2tf_float32(Path(reference["onnx_file"]), data, work / entry.name / "onnx2tf")
     return {"family": entry.family, "source": entry.source, "convnet": entry.convnet,
-            "conditioning_db": conditioning_db(model, evaluation), "builds": rows}
+            "conditioning_db": made["conditioning_db"], "builds": rows}
 
 
 def verified(row: dict | None, model: dict) -> bool:

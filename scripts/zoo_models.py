@@ -234,3 +234,21 @@ def conditioning_db(model_path: Path, evaluation: Path, draws: int = 3) -> float
     clean = outputs[0]
     return min(float(10 * np.log10(np.sum(clean ** 2) / max(np.sum((clean - moved) ** 2), 1e-300)))
                for moved in outputs[1:])
+
+
+def main() -> None:
+    """`python zoo_models.py NAME DIR`: write one net and its data under DIR, then print (last
+    line, JSON) the paths and its conditioning. bench_zoo runs it as a child process, so that
+    building and running the source nets never grows the benchmark's own process."""
+    import json
+    import sys
+
+    name, work = sys.argv[1], Path(sys.argv[2])
+    entry = next(e for e in ZOO if e.name == name)
+    model, calib, evaluation = write_model(entry, work, int(sys.argv[3]), int(sys.argv[4]))
+    print(json.dumps({"model": str(model), "calib": str(calib), "eval": str(evaluation),
+                      "conditioning_db": conditioning_db(model, evaluation)}))
+
+
+if __name__ == "__main__":
+    main()
