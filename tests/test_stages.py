@@ -9,7 +9,7 @@ import pytest
 
 from edgeopt.cli import main
 
-STAGES = ["load", "cleanup", "compile", "verify", "bundle"]
+STAGES = ["load", "cleanup", "compile", "verify", "layers", "bundle"]  # layers: int8 builds only
 
 
 def build(capsys, tmp_path, model, *flags: str) -> tuple[str, str]:
