@@ -92,7 +92,8 @@ def onnx2tf_float32(onnx_file: Path, data: dict[str, np.ndarray], work: Path) ->
     model = found[0].read_bytes()
     session = onnxruntime.InferenceSession(str(onnx_file))
     samples = [{k: v[i:i + 1] for k, v in data.items()} for i in range(len(next(iter(data.values()))))]
-    expected = np.concatenate([session.run(None, {i.name: s[i.name] for i in session.get_inputs()})[0] for s in samples])
+    expected = np.concatenate([session.run(None, {i.name: _feed(s, i.name) for i in session.get_inputs()})[0]
+                               for s in samples])
     ops = read_tflite(model).op_counts()
     try:
         actual = np.concatenate([_run_float(model, s) for s in samples])
@@ -110,9 +111,19 @@ def _run_float(model: bytes, feeds: dict[str, np.ndarray]) -> np.ndarray:
     interpreter = Interpreter(model_content=model, num_threads=1)
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
-        name = next(k for k in feeds if k in detail["name"] or detail["name"] in k)
-        x = feeds[name]
+        x = _feed(feeds, detail["name"])
         x = x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
         interpreter.set_tensor(detail["index"], x.astype(detail["dtype"]))
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def _feed(feeds: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """The array for input `name`: by name (either containing the other), or the only one (a
+    Keras model's data is keyed by its Keras input name, its ONNX input is named otherwise)."""
+    found = [k for k in feeds if k in name or name in k]
+    if not found and len(feeds) == 1:
+        found = list(feeds)
+    if not found:
+        raise KeyError(f"no data for input {name!r} among {sorted(feeds)}")
+    return feeds[found[0]]

@@ -120,7 +120,10 @@ def bench_model(entry, work: Path) -> dict:
     reference = rows["onnx float32"]
     if "onnx_file" in reference:
         data = dict(np.load(evaluation))
-        rows["onnx2tf float32"] = onnx2tf_float32(Path(reference["onnx_file"]), data, work / entry.name / "onnx2tf")
+        try:
+            rows["onnx2tf float32"] = onnx2tf_float32(Path(reference["onnx_file"]), data, work / entry.name / "onnx2tf")
+        except Exception as exc:  # the harness, not onnx2tf: keep the row, say what broke
+            rows["onnx2tf float32"] = {"exit": -1, "seconds": 0.0, "error": f"harness: {type(exc).__name__}: {exc}"[:300]}
     return {"family": entry.family, "source": entry.source, "convnet": entry.convnet,
             "conditioning_db": made["conditioning_db"], "builds": rows}
 

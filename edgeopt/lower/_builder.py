@@ -154,6 +154,21 @@ class NodeLowering:
         self.builder.values[self.node.outputs[output].name] = Val(**{**value.__dict__, **changes})
 
 
+MAX_TRANSPOSE_RANK = 5  # a 6-D TRANSPOSE is version 6, which edgetpu_compiler 16 cannot parse
+
+
+def _transpose(value: Val, rel: tuple, shape: list):
+    """tf.transpose, with the size-1 axes left out when the tensor has more dims than TRANSPOSE
+    should (MobileViTV2's patch unfold is a 6-D transpose of a batch of one)."""
+    tf_shape = [value.shape[a] for a in value.perm]
+    kept = [axis for axis, size in enumerate(tf_shape) if size != 1]
+    if len(tf_shape) <= MAX_TRANSPOSE_RANK or len(kept) == len(tf_shape):
+        return lambda x: tf.transpose(x, rel)
+    inner = [kept.index(axis) for axis in rel if axis in kept]
+    squeezed = [tf_shape[axis] for axis in kept]
+    return lambda x: tf.reshape(tf.transpose(tf.reshape(x, squeezed), inner), shape)
+
+
 class Builder:
     def __init__(self, model: ir.Model, edgetpu: bool = False):
         self.model = model
@@ -195,7 +210,7 @@ class Builder:
             shape = [value.shape[a] for a in perm]
             moved = [axis for axis in rel if value.shape[value.perm[axis]] != 1]
             # moving only size-1 axes is a reshape, not a data transpose
-            fn = (lambda x: tf.reshape(x, shape)) if moved == sorted(moved) else (lambda x: tf.transpose(x, rel))
+            fn = (lambda x: tf.reshape(x, shape)) if moved == sorted(moved) else _transpose(value, rel, shape)
             out = self.new_key(f"transpose{rel}")
             self._run_step(Step(f"{_scope(key.split(':', 1)[1])}_to_{''.join(map(str, perm))}", "Transpose*",
                                 key, [key], [out], fn))

@@ -394,3 +394,17 @@ EDGETPU_FORMS = [  # forms the coral target lowers differently (edgeopt.lower.lo
 def test_edgetpu_forms_match_onnxruntime(case):
     model, feeds = build(case)
     assert_matches_ort(model, feeds, edgetpu=True)
+
+
+def test_a_6d_transpose_of_a_batch_of_one_is_lowered_5d():
+    """MobileViTV2's patch unfold: Reshape to [1, C, nh, ph, nw, pw] and a 6-D Transpose. TFLite's
+    6-D TRANSPOSE is version 6, which edgetpu_compiler 16 cannot parse: the unit axis goes."""
+    graph = GraphBuilder()
+    x = graph.conv(graph.input("image", (1, 3, 8, 8)), 3, 4, pads=SAME_PADS)
+    blocks = graph.node("Reshape", x, graph.weight("blocks", ints(1, 4, 4, 2, 4, 2)))
+    patches = graph.node("Transpose", blocks, perm=[0, 3, 5, 1, 2, 4])
+    out = graph.node("Reshape", patches, graph.weight("rows", ints(1, 4, 4, 16)))
+    lowered = assert_matches_ort(graph.model([out]), graph.feeds)
+    graph_def = lowered.function().graph
+    ranks = [len(op.inputs[0].shape) for op in graph_def.get_operations() if op.type == "Transpose"]
+    assert ranks and max(ranks) <= 5, ranks

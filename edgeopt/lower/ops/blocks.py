@@ -66,7 +66,7 @@ def col2im(ctx):
     batch, channels = x.shape[0], x.shape[1] // (kh * kw)
     blocks = (batch, channels, kh, kw, h // kh, w // kw)
     # (N, C*kh*kw, L) -> (N, H/kh, kh, W/kw, kw, C) -> NHWC; a batch of one leaves the batch
-    # axis out: a 6-D TRANSPOSE is version 6, which edgetpu_compiler 16 cannot parse
+    # axis out (see MAX_TRANSPOSE_RANK in _builder.py)
     blocks, order = (blocks[1:], (3, 1, 4, 2, 0)) if batch == 1 else (blocks, (0, 4, 2, 5, 3, 1))
 
     def fold(t):
