@@ -123,7 +123,8 @@ def bench_model(entry, work: Path) -> dict:
         try:
             rows["onnx2tf float32"] = onnx2tf_float32(Path(reference["onnx_file"]), data, work / entry.name / "onnx2tf")
         except Exception as exc:  # the harness, not onnx2tf: keep the row, say what broke
-            rows["onnx2tf float32"] = {"exit": -1, "seconds": 0.0, "error": f"harness: {type(exc).__name__}: {exc}"[:300]}
+            error = f"harness: {type(exc).__name__}: {exc}"[:300]
+            rows["onnx2tf float32"] = {"exit": -1, "seconds": 0.0, "error": error}
     return {"family": entry.family, "source": entry.source, "convnet": entry.convnet,
             "conditioning_db": made["conditioning_db"], "builds": rows}
 
