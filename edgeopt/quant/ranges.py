@@ -47,8 +47,8 @@ def range_keys(lowered: LoweredModel) -> list[str]:
             consumers.setdefault(key, []).append(step)
     keys = [p.key for p in lowered.inputs if np.dtype(p.dtype).kind == "f"]
     for step in lowered.steps:
-        if step.op_type in SCALE_KEEPING or step.op_type in FIXED_SCALE:
-            continue
+        if step.op_type in SCALE_KEEPING or step.op_type in FIXED_SCALE or step.params.get("keeps_scale"):
+            continue  # keeps_scale: AVERAGE_POOL_2D, whose int8 kernel needs its input's scale
         for key in step.outputs:
             users = consumers.get(key, [])
             fused = step.op_type in FUSING and len(users) == 1 and users[0].op_type in FUSED

@@ -60,3 +60,24 @@ def test_minmax_ranges_are_the_observed_extremes_and_include_zero():
     input_key = lowered.inputs[0].key
     assert ranges[input_key][0] == 0.0  # data in [1, 2]: the range is widened to hold 0
     assert ranges[input_key][1] == pytest.approx(max(f["x"].max() for f in feeds))
+
+
+def test_average_pool_keeps_its_input_scale_so_the_converter_accepts_it():
+    """int8 AVERAGE_POOL_2D needs its input's scale: a min/max range of its own (narrower, since
+    it averages), met by a Concat's, made the converter fail "quantization parameters violate
+    the same scale constraint" (keras DenseNet121: each transition pool feeds a dense block's
+    concatenation)."""
+    from edgeopt.tflite.convert import convert, representative_data
+    from lower.against_ort import SAME_PADS, GraphBuilder
+
+    g = GraphBuilder(seed=6)
+    x = g.conv(g.input("image", (1, 3, 8, 8)), 3, 4, pads=SAME_PADS)
+    x = g.node("AveragePool", x, name="pool", kernel_shape=[2, 2], strides=[2, 2])
+    dense = g.node("Concat", x, g.conv(x, 4, 4, pads=SAME_PADS), axis=1)
+    lowered = lower(ir.from_proto(g.model([dense])))
+    feeds = [{"image": np.random.default_rng(i).standard_normal((1, 3, 8, 8)).astype(np.float32)} for i in range(8)]
+    ranges = activation_ranges(lowered, feeds, "minmax")
+    pool = next(step.outputs[0] for step in lowered.steps if step.node == "pool")
+    assert pool not in ranges
+    lowered.set_ranges(ranges)
+    assert convert(lowered, "int8", representative=representative_data(lowered, feeds))[4:8] == b"TFL3"

@@ -120,8 +120,9 @@ def average_pool(ctx):
         # EfficientNet: pooled values ~1.4 steps of the last SiLU's scale, a QUANTIZE after it)
         ctx.emit(lambda t: tf.reduce_mean(t, [1, 2], keepdims=True), [ctx.tensor(0, NHWC)], NHWC)
         return
-    if padding == "VALID" or (padding == "SAME" and not include_pad):
-        ctx.emit(lambda t: tf.nn.avg_pool2d(t, kernel, strides, padding), [ctx.tensor(0, NHWC)], NHWC)
+    if padding == "VALID" or (padding == "SAME" and not include_pad):  # int8: keeps its input's scale
+        ctx.emit(lambda t: tf.nn.avg_pool2d(t, kernel, strides, padding), [ctx.tensor(0, NHWC)], NHWC,
+                 params={"keeps_scale": True})
         return
     # counted positions: the input, plus the explicit pads when count_include_pad
     mask = np.ones((1, *x.shape[2:], 1), np.float32)
