@@ -24,6 +24,7 @@ from edgeopt.errors import DataError, UsageError
 from edgeopt.frontends import FrontendOptions, LoadedModel, load_model
 from edgeopt.ir import input_specs
 from edgeopt.ir.analysis import Analysis, analyze
+from edgeopt.ir.arena import plan_arena
 from edgeopt.profiles import Profile, SizeCheck, enforce, load_profile, size_check
 from edgeopt.progress import Progress
 from edgeopt.resources import data_dir
@@ -207,8 +208,11 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     if profile is not None:
         measured = artefact_analysis or source_analysis
         weight_bytes = artefact.weight_bytes if artefact.weight_bytes is not None else measured.weight_bytes
+        arena = measured.arena.size
+        if artefact_analysis is None and request.quant == "int8":  # a full-int8 .tflite: 1-byte activations
+            arena = plan_arena(model.graph, float_itemsize=1).size
         sizes = size_check(profile, target=request.target, artefact_bytes=artefact.size,
-                           weight_bytes=weight_bytes, arena_bytes=measured.arena.size,
+                           weight_bytes=weight_bytes, arena_bytes=arena,
                            param_bytes=artefact.info.get("edgetpu", {}).get("parameter_bytes"))
         enforce(sizes)
 

@@ -182,9 +182,10 @@ def test_build_without_json_prints_passes_fidelity_and_size_check(capsys, tmp_pa
 def test_coral_build_prints_the_edge_tpu_log_and_smoke_its_table(capsys, tmp_path, wide, digits):
     """The digits CNN for coral: weights by hand are int8 kernels 3*3*1*16 + 3*3*16*32 +
     3*3*32*32 + 512*10 = 19,088 B, int32 biases (16+32+32+10)*4 = 360 B and the flatten's
-    RESHAPE shape, 2 int32 = 8 B: 19,456 B. The arena is the float source's: the first conv's
-    output and its ReLU, 16x16x16 float32 each, live together: 32,768 B."""
-    weights, arena = 19_088 + 360 + 8, 2 * 16 * 16 * 16 * 4
+    RESHAPE shape, 2 int32 = 8 B: 19,456 B. The arena is the source's at one byte per
+    activation (full int8): the first conv's output and its ReLU, 16x16x16 each, live
+    together: 8,192 B."""
+    weights, arena = 19_088 + 360 + 8, 2 * 16 * 16 * 16
     code, out, err = run(capsys, "build", str(digits["model"]), "--target", "coral", "--profile", "coral-usb",
                          "--calib", str(digits["calib"]), "--eval", str(digits["eval"]), "--out",
                          str(tmp_path / "dist"), "--quiet")
@@ -203,7 +204,7 @@ def test_coral_build_prints_the_edge_tpu_log_and_smoke_its_table(capsys, tmp_pat
     assert re.search(r"CONV_2D\s+3\s+Mapped to Edge TPU", out) and re.search(r"MAX_POOL_2D\s+2\s+Mapped to Edge TPU", out)
     # the size check, whose figures the manifest holds to the byte
     assert "Size check: coral on coral-usb" in out
-    assert "weights 19.0 KiB + activation arena 32.0 KiB + coral runtime 11.0 MiB" in out
+    assert "weights 19.0 KiB + activation arena 8.0 KiB + coral runtime 11.0 MiB" in out
     assert table_row(out, "edgetpu-param-cache", "19.0 KiB", "6.9 MiB", "6.9 MiB", "ok")
     profile = load_profile("coral-usb")
     rows = size_rows(tmp_path / "dist" / "digits_cnn-coral-coral-usb")

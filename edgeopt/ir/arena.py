@@ -35,13 +35,18 @@ class ArenaPlan:
         return {"arena_bytes": self.size, "live_peak_bytes": self.live_peak, "unknown_size": self.unknown}
 
 
-def tensor_bytes(value: ir.Value) -> int | None:
+def tensor_bytes(value: ir.Value, float_itemsize: float | None = None) -> int | None:
+    """`float_itemsize`: bytes per element of float tensors, when an artefact holds them
+    otherwise (1 for a full-int8 .tflite); integer tensors (token ids) keep their own."""
     if value.shape is None or value.dtype is None or not value.shape.is_static():
         return None
-    return math.ceil(math.prod(value.shape) * value.dtype.itemsize)  # itemsize is 0.5 for 4-bit types
+    itemsize = value.dtype.itemsize  # 0.5 for 4-bit types
+    if float_itemsize is not None and value.dtype.is_floating_point():
+        itemsize = float_itemsize
+    return math.ceil(math.prod(value.shape) * itemsize)
 
 
-def lifetimes(graph: ir.Graph) -> tuple[list[Lifetime], list[str]]:
+def lifetimes(graph: ir.Graph, float_itemsize: float | None = None) -> tuple[list[Lifetime], list[str]]:
     """Lifetimes of every activation (graph inputs and node outputs, not weights)."""
     nodes = list(graph)
     index = {id(node): i for i, node in enumerate(nodes)}
@@ -52,7 +57,7 @@ def lifetimes(graph: ir.Graph) -> tuple[list[Lifetime], list[str]]:
     for value, first in values:
         if value.const_value is not None:
             continue
-        size = tensor_bytes(value)
+        size = tensor_bytes(value, float_itemsize)
         if size is None:
             unknown.append(value.name)
             continue
@@ -77,8 +82,8 @@ def greedy_by_size(tensors: list[Lifetime]) -> dict[str, int]:
     return offsets
 
 
-def plan_arena(graph: ir.Graph) -> ArenaPlan:
-    tensors, unknown = lifetimes(graph)
+def plan_arena(graph: ir.Graph, float_itemsize: float | None = None) -> ArenaPlan:
+    tensors, unknown = lifetimes(graph, float_itemsize)
     offsets = greedy_by_size(tensors)
     size = max((offsets[t.name] + t.size for t in tensors), default=0)
     steps = range(-1, len(graph) + 1)
