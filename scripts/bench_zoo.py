@@ -10,7 +10,8 @@ the source's SQNR against itself under float32 rounding noise on its inputs, say
 well-conditioned a random-weight net is (a float build is verified at the lowest of those
 and 60 dB).
 
-    python scripts/bench_zoo.py --out bench-results/zoo.json [--models vit-tiny,resnet18 [--keep]]
+    python scripts/bench_zoo.py --out bench-results/zoo.json [--models vit-tiny,resnet18]
+        [--only 'onnx2tf float32'] [--keep]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from zoo_models import ZOO
 
 TARGETS = (("onnx", "float32"), ("tflite", "float32"), ("tflite", "int8"), ("coral", "int8"), ("onnx", "int8"))
 SCORED = TARGETS[1:]
+ONNX2TF = "onnx2tf float32"
 CALIBRATION, EVALUATION = 96, 16
 TIMEOUT_S = 900
 GOALS = {"tflite float32": 0.90, "tflite int8": 0.90, "coral int8": 0.85}
@@ -108,23 +110,26 @@ def prepare(entry, work: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_model(entry, work: Path) -> dict:
+def bench_model(entry, work: Path, only: set[str] | None = None) -> dict:
+    """Every build of one net (or those in `only`; onnx2tf needs the onnx float32 build's file)."""
     made = prepare(entry, work / entry.name)
     model, calib, evaluation = Path(made["model"]), Path(made["calib"]), Path(made["eval"])
     rows = {}
     for target, quant in TARGETS:
         key = f"{target} {quant}"
+        if only and key not in only and not (key == "onnx float32" and ONNX2TF in only):
+            continue
         print(f"  {entry.name}: {key} ...", end="", flush=True)
         rows[key] = build_row(model, calib, evaluation, target, quant, work / entry.name / "dist")
         print(f" exit {rows[key]['exit']} in {rows[key]['seconds']} s", rows[key].get("error", ""), flush=True)
-    reference = rows["onnx float32"]
-    if "onnx_file" in reference:
+    reference = rows.get("onnx float32", {})
+    if "onnx_file" in reference and (not only or ONNX2TF in only):
         data = dict(np.load(evaluation))
         try:
-            rows["onnx2tf float32"] = onnx2tf_float32(Path(reference["onnx_file"]), data, work / entry.name / "onnx2tf")
+            rows[ONNX2TF] = onnx2tf_float32(Path(reference["onnx_file"]), data, work / entry.name / "onnx2tf")
         except Exception as exc:  # the harness, not onnx2tf: keep the row, say what broke
             error = f"harness: {type(exc).__name__}: {exc}"[:300]
-            rows["onnx2tf float32"] = {"exit": -1, "seconds": 0.0, "error": error}
+            rows[ONNX2TF] = {"exit": -1, "seconds": 0.0, "error": error}
     return {"family": entry.family, "source": entry.source, "convnet": entry.convnet,
             "conditioning_db": made["conditioning_db"], "builds": rows}
 
@@ -141,17 +146,25 @@ def verified(row: dict | None, model: dict) -> bool:
     return row["sqnr_db"] >= floor
 
 
+def _score(rows: list[tuple[dict | None, dict]], float_build: bool) -> int:
+    return sum(verified(r, m) if float_build else bool(r and r["exit"] == 0) for r, m in rows)
+
+
 def scores(models: dict) -> dict:
+    """Per build: verified / tried. onnx2tf's also gives our tflite float32 score on the same
+    nets, so that a partial onnx2tf run still compares like with like."""
     found = {}
-    for key in [f"{t} {q}" for t, q in SCORED] + ["onnx2tf float32"]:
-        rows = [(m["builds"].get(key), m) for m in models.values()]
-        if not any(r for r, _ in rows):  # onnx2tf without its side venv
+    for key in [f"{t} {q}" for t, q in SCORED] + [ONNX2TF]:
+        rows = [(m["builds"][key], m) for m in models.values() if m["builds"].get(key)]
+        if not rows:  # onnx2tf without its side venv
             continue
-        float_build = "float32" in key
-        ok = sum(verified(r, m) if float_build else bool(r and r["exit"] == 0) for r, m in rows)
-        tracebacks = sum(1 for r, _ in rows if r and r.get("exit") == 1)
+        ok = _score(rows, "float32" in key)
+        tracebacks = sum(1 for r, _ in rows if r.get("exit") == 1)
         found[key] = {"verified": ok, "tried": len(rows), "share": round(ok / len(rows), 3), "exit_1": tracebacks,
                       "goal": GOALS.get(key)}
+        if key == ONNX2TF:
+            found[key]["tflite_float32_on_these_nets"] = _score([(m["builds"].get("tflite float32"), m)
+                                                                for _, m in rows], True)
     return found
 
 
@@ -160,7 +173,7 @@ def markdown(models: dict, summary: dict) -> str:
              "|---|---|" + "---|" * (len(TARGETS) + 1)]
     for name, m in models.items():
         cells = []
-        for key in [f"{t} {q}" for t, q in TARGETS] + ["onnx2tf float32"]:
+        for key in [f"{t} {q}" for t, q in TARGETS] + [ONNX2TF]:
             r = m["builds"].get(key)
             if not r:
                 cells.append("—")
@@ -178,7 +191,9 @@ def markdown(models: dict, summary: dict) -> str:
         lines.append(f"| {name} | {family} | " + " | ".join(cells) + " |")
     lines.append("")
     lines += [f"- {key}: {s['verified']}/{s['tried']} ({s['share']:.0%})" +
-              (f", goal {s['goal']:.0%}" if s["goal"] else "") for key, s in summary.items()]
+              (f", goal {s['goal']:.0%}" if s["goal"] else "") +
+              (f"; tflite float32 on the same nets: {s['tflite_float32_on_these_nets']}/{s['tried']}"
+               if key == ONNX2TF else "") for key, s in summary.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -188,15 +203,19 @@ def main() -> None:
     parser.add_argument("--models", help="comma-separated subset of the zoo")
     parser.add_argument("--work", type=Path, help="keep models and bundles here (default: a temp dir)")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the rows already in --out for the models not measured this run")
+                        help="keep the rows already in --out that this run does not measure")
+    parser.add_argument("--only", help="comma-separated builds to run, e.g. 'onnx2tf float32' or 'coral int8'")
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     chosen = [e for e in ZOO if not args.models or e.name in args.models.split(",")]
     models = json.loads(args.out.read_text())["models"] if args.keep and args.out.exists() else {}
     with tempfile.TemporaryDirectory() as temp:
         work = args.work or Path(temp)
         for entry in chosen:
             print(f"{entry.name} ({entry.family}, {entry.source})", flush=True)
-            models[entry.name] = bench_model(entry, work)
+            measured = bench_model(entry, work, only)
+            kept = models.get(entry.name, {}).get("builds", {})
+            models[entry.name] = {**measured, "builds": {**kept, **measured["builds"]}}
             models = {e.name: models[e.name] for e in ZOO if e.name in models}  # zoo order, kept rows too
             write(args.out, models)  # a long run leaves what it has measured so far
     print(markdown(models, scores(models)))
