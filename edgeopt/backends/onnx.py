@@ -86,7 +86,7 @@ def _quantize_int8(model: ir.Model, options: CompileOptions) -> bytes:
     batch = input_specs(model)[0].shape[0]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
-        source.write_bytes(_unshare_parameters(onnx.load_from_string(to_bytes(model))).SerializeToString())
+        source.write_bytes(_unshare_parameters(ir.to_proto(model)).SerializeToString(deterministic=True))
         try:
             with captured_output() as log:
                 quantize_static(
