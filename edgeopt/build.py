@@ -191,7 +191,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     source_analysis = analyze(loaded.model)
     calib, evaluation = _datasets(request, loaded, preprocess, progress)
     with progress.step("Cleanup passes", "cleanup"):
-        model, reports = passes.run_passes(loaded.model)
+        model, reports = passes.run_passes(loaded.model, int8=request.quant == "int8")
     batch = input_specs(model)[0].shape[0]
     with progress.step(f"Compiling for {request.target} ({request.quant})", "compile"):
         options = _compile_options(request, backend, calib, profile)

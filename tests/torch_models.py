@@ -45,14 +45,15 @@ class AttentionBlock(nn.Module):
         super().__init__()
         self.heads = heads
         self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        self.q, self.k, self.v = (nn.Linear(width, width) for _ in range(3))
+        self.proj = nn.Linear(width, width)
         self.mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
         self.head = nn.Linear(width, 10)
 
     def forward(self, tokens):
         batch, length, width = tokens.shape
-        q, k, v = self.qkv(self.norm1(tokens)).chunk(3, dim=-1)
-        q, k, v = (t.reshape(batch, length, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        normed = self.norm1(tokens)
+        q, k, v = (f(normed).reshape(batch, length, self.heads, -1).transpose(1, 2) for f in (self.q, self.k, self.v))
         attention = torch.softmax(q @ k.transpose(-2, -1) / (width // self.heads) ** 0.5, dim=-1)
         mixed = (attention @ v).transpose(1, 2).reshape(batch, length, width)
         tokens = tokens + self.proj(mixed)

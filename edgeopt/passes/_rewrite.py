@@ -23,6 +23,22 @@ def transpose_perm(node: ir.Node) -> list[int] | None:
     return None if shape is None else list(reversed(range(len(shape))))
 
 
+def is_layout_op(node: ir.Node | None) -> bool:
+    """Reshape or Transpose: ops that only move or regroup data."""
+    return node is not None and (is_onnx_op(node, "Reshape") or is_onnx_op(node, "Transpose"))
+
+
+def layout_chain(last: ir.Node) -> list[ir.Node]:
+    """The Reshape/Transpose run ending at `last`, each link read only by the next."""
+    chain = [last]
+    while True:
+        producer = chain[0].inputs[0].producer()
+        if (not is_layout_op(producer) or len(producer.outputs[0].uses()) != 1
+                or producer.outputs[0].is_graph_output()):
+            return chain
+        chain.insert(0, producer)
+
+
 def constant_array(value: ir.Value | None) -> np.ndarray | None:
     """The value's data when it is fixed at build time.
 

@@ -38,6 +38,7 @@ class Pass:
     name: ClassVar[str]
     config_class: ClassVar[type[PassConfig]] = PassConfig
     cleanup: ClassVar[bool] = False
+    float_only: ClassVar[bool] = False  # a cleanup pass left out of int8 builds, where it costs fidelity
 
     def __init__(self, config: PassConfig | None = None):
         self.config = config or self.config_class()

@@ -11,14 +11,18 @@ from edgeopt.passes.base import Pass, PassReport, make_pass
 # Order matters: folding first exposes constant BN/Conv inputs and static shapes;
 # removing identities exposes adjacent transposes; pads fold once their pads are constants;
 # a Softmax NaN guard is judged once its input cone is folded; Reshape/Transpose chains
-# collapse once transpose pairs have cancelled.
+# collapse once transpose pairs have cancelled; attention's head split/merge is read off the
+# collapsed chains.
 CLEANUP_ORDER = ["fold-constants", "remove-identity", "gather-to-reshape",
                  "drop-softmax-nan-guard", "fold-batchnorm", "fold-pads",
-                 "cancel-transposes", "collapse-reshape-chains"]
+                 "cancel-transposes", "collapse-reshape-chains", "fold-head-transposes"]
 
 
-def run_passes(model: ir.Model, requested: list[Pass] | None = None, cleanup: bool = True) -> tuple[ir.Model, list[PassReport]]:
-    passes = ([make_pass(name) for name in CLEANUP_ORDER] if cleanup else []) + list(requested or [])
+def run_passes(model: ir.Model, requested: list[Pass] | None = None, cleanup: bool = True,
+               int8: bool = False) -> tuple[ir.Model, list[PassReport]]:
+    """The cleanup passes (for an int8 build, those not `float_only`), then `requested`."""
+    chosen = [make_pass(name) for name in CLEANUP_ORDER] if cleanup else []
+    passes = [p for p in chosen if not (int8 and p.float_only)] + list(requested or [])
     reports = []
     before = analyze(model)
     for p in passes:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from edgeopt.passes._rewrite import add_initializer, constant_array, is_onnx_op, replace_value, transpose_perm
+from edgeopt.passes._rewrite import (add_initializer, constant_array, is_layout_op, is_onnx_op, layout_chain,
+                                     replace_value, transpose_perm)
 from edgeopt.passes.base import Pass, register
 
 
@@ -58,17 +59,6 @@ class _Atoms:
         self.dims = [self.dims[p] for p in perm]
 
 
-def _chain(last: ir.Node) -> list[ir.Node]:
-    """The Reshape/Transpose run ending at `last`, each link read only by the next."""
-    chain = [last]
-    while True:
-        producer = chain[0].inputs[0].producer()
-        if (producer is None or not (is_onnx_op(producer, "Reshape") or is_onnx_op(producer, "Transpose"))
-                or len(producer.outputs[0].uses()) != 1 or producer.outputs[0].is_graph_output()):
-            return chain
-        chain.insert(0, producer)
-
-
 def _plan(chain: list[ir.Node]) -> tuple[list[int], list[int], list[int]] | None:
     """(input viewed as merged atoms, their permutation, final shape), or None."""
     source = chain[0].inputs[0].shape
@@ -107,13 +97,12 @@ class CollapseReshapeChains(Pass):
         graph.sort()
         changes = []
         for node in list(graph):
-            if not (is_onnx_op(node, "Reshape") or is_onnx_op(node, "Transpose")) or node.graph is None:
+            if not is_layout_op(node) or node.graph is None:
                 continue
             uses = node.outputs[0].uses()
-            if len(uses) == 1 and not node.outputs[0].is_graph_output() and (
-                    is_onnx_op(uses[0].node, "Reshape") or is_onnx_op(uses[0].node, "Transpose")):
+            if len(uses) == 1 and not node.outputs[0].is_graph_output() and is_layout_op(uses[0].node):
                 continue  # not the end of its chain
-            chain = _chain(node)
+            chain = layout_chain(node)
             transposes = sum(is_onnx_op(n, "Transpose") for n in chain)
             plan = _plan(chain) if transposes >= 2 else None
             if plan is None:

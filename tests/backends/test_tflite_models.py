@@ -87,6 +87,9 @@ def test_attention_block_pt2(tmp_path, quant, min_sqnr):
     assert result.fidelity.sqnr_db > min_sqnr and result.fidelity.top1_agreement >= 0.9
     ops = ops_of(result)
     assert ops.count("GELU") == 1 and "ERF" not in ops  # the exporter's erf pattern, fused
+    # heads split and merged by per-head weights in float; int8 keeps FULLY_CONNECTED's
+    # per-channel weights and transposes Q, K, V and the context
+    assert ops.count("TRANSPOSE") == {"float32": 0, "int8": 4}[quant]
 
 
 def test_prelu_keeps_both_sides_in_int8(tmp_path):

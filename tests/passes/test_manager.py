@@ -50,6 +50,7 @@ def test_cleanup_passes_report_their_changes_and_params(build_model, measure, rn
         "Pad node 'zero_pad' [1, 1, 1, 1] folded into Conv node 'conv' (pads [1, 1, 1, 1])"]
     assert reports["cancel-transposes"].changes == ["cancelled Transpose pair 'to_nhwc' -> 'to_nchw'"]
     assert reports["collapse-reshape-chains"].changes == []
+    assert reports["fold-head-transposes"].changes == []
     # params: 108 weights + 16 BN + ratio, training + 8 pads + zero, axes, minus_one (3) = 137
     assert [(r.params_before, r.params_after) for r in reports.values()] == [
         (137, 136),  # the three index constants become the 2-element Reshape target
@@ -60,8 +61,16 @@ def test_cleanup_passes_report_their_changes_and_params(build_model, measure, rn
         (122, 114),  # the Pad's 8 pads go into the Conv's attribute
         (114, 114),
         (114, 114),  # no Reshape/Transpose chain with two Transposes left
+        (114, 114),  # no attention heads
     ]
     assert run.op_changes == {"Transpose": -2, "Identity": -1, "Dropout": -1, "BatchNormalization": -1,
                               "Pad": -1, "Shape": -1, "Gather": -1, "Unsqueeze": -1, "Concat": -1}
     assert [node.op_type for node in run.model.graph] == ["Conv", "Reshape"]
     run.assert_outputs_match(rtol=RTOL, atol=ATOL)
+
+
+def test_int8_builds_leave_out_the_float_only_cleanup(build_model):
+    model = build_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [1, 4])], [("y", [1, 4])])
+    _, reports = run_passes(model, int8=True)
+
+    assert [r.name for r in reports] == [n for n in CLEANUP_ORDER if n != "fold-head-transposes"]
