@@ -141,7 +141,7 @@ def verified(row: dict | None, model: dict) -> bool:
         return False
     if row.get("sqnr_db") is None:  # exact
         return True
-    reference = model["builds"]["onnx float32"].get("sqnr_db") or FLOAT_SQNR_DB
+    reference = model["builds"].get("onnx float32", {}).get("sqnr_db") or FLOAT_SQNR_DB
     floor = min(FLOAT_SQNR_DB, reference, model.get("conditioning_db") or FLOAT_SQNR_DB) - 1.0
     return row["sqnr_db"] >= floor
 
