@@ -28,6 +28,7 @@ from edgeopt.ir.arena import plan_arena
 from edgeopt.profiles import Profile, SizeCheck, enforce, load_profile, size_check
 from edgeopt.progress import Progress
 from edgeopt.resources import data_dir
+from edgeopt.train import TrainConfig
 
 RANDOM_EVAL_SAMPLES = 16
 ROUNDINGS = ("nearest", "learned")
@@ -55,6 +56,8 @@ class BuildRequest:
     name: str | None = None
     golden_samples: int = 8
     edgetpu: EdgeTpuOptions = field(default_factory=EdgeTpuOptions)
+    training: TrainConfig | None = None  # --qat
+    train_data: str | None = None  # default: the calibration data
 
 
 @dataclass
@@ -147,7 +150,8 @@ def _versions() -> dict:
     return found
 
 
-def _compile_options(request: BuildRequest, backend, calib: Dataset | None, profile: Profile | None = None) -> CompileOptions:
+def _compile_options(request: BuildRequest, backend, calib: Dataset | None, profile: Profile | None = None,
+                     train: Dataset | None = None) -> CompileOptions:
     """Check the quantization flags against what the target offers, fill in its defaults."""
     def refuse(flag: str, value, choices) -> None:
         raise UsageError(f"target {request.target} does not support {flag} {value}",
@@ -168,10 +172,13 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
         refuse("--rounding", request.rounding, ())
     if request.rounding_steps < 0:
         raise UsageError(f"--rounding-steps {request.rounding_steps}: give 0 or more")
+    if request.training is not None and not (int8 and backend.bias_correction):
+        refuse("--qat", "", ())
     cache = profile.param_cache_bytes if profile is not None and profile.param_cache_bytes else DEFAULT_CACHE_BYTES
     return CompileOptions(request.quant, calib, request.io_dtype or backend.default_io_dtype,
                           request.calibration_method, request.bias_correction, request.rounding,
-                          request.rounding_steps, cache, request.edgetpu)
+                          request.rounding_steps, cache, request.edgetpu, training=request.training,
+                          training_data=train)
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
@@ -194,7 +201,8 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         model, reports = passes.run_passes(loaded.model, int8=request.quant == "int8")
     batch = input_specs(model)[0].shape[0]
     with progress.step(f"Compiling for {request.target} ({request.quant})", "compile"):
-        options = _compile_options(request, backend, calib, profile)
+        train = load_data(request.train_data, input_specs(loaded.model), preprocess) if request.train_data else None
+        options = _compile_options(request, backend, calib, profile, train)
         options.note = progress.note
         artefact = backend.compile(model, options)
     with progress.step(f"Verifying on {evaluation.size} held-out samples", "verify"):

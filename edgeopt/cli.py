@@ -75,6 +75,36 @@ def _edgetpu_options(target, compiler, require, segments, timeout, fix):
     return EdgeTpuOptions(compiler, require, segments, timeout, fix)
 
 
+def training_options(command):
+    """Quantisation-aware training's flags (edgeopt.train)."""
+    for option in reversed((
+        click.option("--qat", is_flag=True, help="int8 (tflite, coral): quantisation-aware training, distilled from "
+                     "the float model on --train-data or --calib (no labels needed; labels y add cross-entropy)."),
+        click.option("--train-data", metavar="DATA", help="--qat: training samples (.npz or an image folder; "
+                     "default: --calib). Never the --eval data."),
+        click.option("--train-steps", type=int, metavar="N", help="--qat: at most N steps (default: 10 passes over "
+                     "the data)."),
+        click.option("--train-time", type=float, metavar="S", help="--qat: at most S seconds (default 300)."),
+        click.option("--train-batch", type=int, default=16, show_default=True, metavar="B", help="--qat: batch size."),
+        click.option("--seed", type=int, default=0, show_default=True, help="--qat: seed of batch order and augmentation."),
+        click.option("--no-augment", is_flag=True, help="--qat: no image flips and crops."),
+    )):
+        command = option(command)
+    return command
+
+
+def _training(quant, qat, train_data, steps, seconds, batch, seed, no_augment):
+    from edgeopt.train import TrainConfig
+
+    if not qat:
+        if train_data or steps is not None or seconds is not None or no_augment:
+            raise UsageError("--train-* and --no-augment are for --qat", hint="Add --qat (int8 builds).")
+        return None
+    config = TrainConfig(steps=steps, seconds=seconds, batch=batch, seed=seed, augment=not no_augment, qat=True)
+    config.check()
+    return config
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(edgeopt.__version__, prog_name="edgeopt")
 def cli():
@@ -107,13 +137,15 @@ def cli():
 @pickle_option
 @click.option("--preprocess", multiple=True, metavar="KEY=VALUE", help="Image preprocessing: scale, mean, std, layout, resize.")
 @edgetpu_options
+@training_options
 @click.option("--out", "-o", default="dist", show_default=True, type=click.Path(file_okay=False), help="Where bundles go.")
 @click.option("--name", help="Bundle name prefix (default: the model file's stem).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @json_option
 def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps, profile, calib,
           eval_data, max_drop, input_shape, module, trust_pickle, preprocess, edgetpu_compiler, require_edgetpu_compiler,
-          edgetpu_segments, edgetpu_timeout, edgetpu_fix, out, name, quiet, json_output):
+          edgetpu_segments, edgetpu_timeout, edgetpu_fix, qat, train_data, train_steps, train_time, train_batch, seed,
+          no_augment, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
@@ -131,6 +163,8 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
         trust_pickle=trust_pickle, preprocess=preprocess_items, out=Path(out), name=name,
         edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout,
                                  edgetpu_fix),
+        training=_training(quant, qat, train_data, train_steps, train_time, train_batch, seed, no_augment),
+        train_data=train_data,
     )
     result = run_build(request, Progress(quiet=quiet or json_output))
     if json_output:

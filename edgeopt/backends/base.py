@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Iterable
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable
 
 import numpy as np
 import onnx_ir as ir
@@ -11,6 +11,9 @@ import onnx_ir as ir
 from edgeopt.data import Dataset
 from edgeopt.edgetpu.analyse import DEFAULT_CACHE_BYTES
 from edgeopt.edgetpu.compiler import EdgeTpuOptions
+
+if TYPE_CHECKING:
+    from edgeopt.train import TrainConfig
 
 Executor = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
@@ -27,6 +30,8 @@ class CompileOptions:
     param_cache_bytes: int = DEFAULT_CACHE_BYTES  # Edge TPU on-chip parameter cache (from the device profile)
     edgetpu: EdgeTpuOptions = field(default_factory=EdgeTpuOptions)
     note: Callable[[str], None] = lambda text: None  # progress lines from long work inside the compile step
+    training: TrainConfig | None = None  # --qat
+    training_data: Dataset | None = None  # None: the calibration data
 
 
 @dataclass

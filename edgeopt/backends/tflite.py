@@ -7,7 +7,8 @@ tensor read only by an ADD or MUL that op's output range, which wipes out a tran
 residual branches: 9.7 against 24.4 dB on a 2-layer DistilBERT), masked attention scores get
 ranges of their own (edgeopt.quant.masks); `--rounding learned` chooses each int8 weight's
 rounding (edgeopt.quant.rounding) and `--bias-correction` moves each conv/FC bias to cancel
-the mean error of int8 weight rounding, layer by layer.
+the mean error of int8 weight rounding, layer by layer; `--qat` then trains the weights and
+ranges with int8 simulated (edgeopt.train).
 """
 
 from __future__ import annotations
@@ -142,6 +143,11 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
             r.node: {"changed": r.changed, "weights": r.weights, "error_nearest": round(r.error_nearest, 8),
                      "error_learned": round(r.error_learned, 8)} for r in learned}}
     lowered.set_ranges({**ranges, **mask_ranges(model, lowered, feeds)})
+    if options.training is not None:
+        from edgeopt.train.trainer import onnx_teacher, train
+        report = train(lowered, onnx_teacher(model), options.training_data or options.calibration, options.training,
+                       options.note)
+        info["training"] = report.to_json()
     data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype=options.io_dtype)
     return data, lowered, info
 

@@ -1,0 +1,132 @@
+"""The training loop: distillation of the lowered model from the float teacher, Adam with
+cosine decay, until a step count or a time budget runs out (whichever comes first).
+
+A batch runs the lowered model sample by sample (its shapes are static, batch 1) under
+tf.vectorized_map, which batches the ops again; memory holds one batch of activations.
+The teacher is the float IR under onnxruntime, run on the same augmented batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnx_ir as ir
+import tensorflow as tf
+
+from edgeopt.data import Dataset
+from edgeopt.ir import ort_session, to_bytes
+from edgeopt.lower import LoweredModel
+from edgeopt.train import _vectorize  # noqa: F401  (FakeQuant under vectorized_map)
+from edgeopt.train.config import DEFAULT_EPOCHS, DEFAULT_SECONDS, TrainConfig, TrainReport
+from edgeopt.train.data import batches
+from edgeopt.train.loss import distillation_loss
+from edgeopt.train.qat import Int8Weights, range_variables
+
+PROGRESS_EVERY_S = 10.0
+ADAM = (0.9, 0.999, 1e-8)  # beta1, beta2, epsilon
+
+
+def onnx_teacher(model: ir.Model) -> Callable[[dict], list[np.ndarray]]:
+    """The float IR under onnxruntime, sample by sample (static batch 1): ONNX-layout outputs."""
+    session = ort_session(to_bytes(model))
+    names = [o.name for o in session.get_outputs()]
+
+    def run(feed: dict) -> list[np.ndarray]:
+        size = len(next(iter(feed.values())))
+        per_sample = [session.run(names, {k: v[i:i + 1] for k, v in feed.items()}) for i in range(size)]
+        return [np.concatenate([sample[j] for sample in per_sample]) for j in range(len(names))]
+    return run
+
+
+class _Adam:
+    """Adam on a list of variables, with the learning rate a variable the schedule moves,
+    times a per-variable `sizes` (an activation range moves by a share of its width)."""
+
+    def __init__(self, variables: list[tf.Variable], rate: float, sizes: list[float] | None = None):
+        self.variables, self.rate = variables, tf.Variable(rate, trainable=False)
+        self.base, self.sizes = rate, sizes or [1.0] * len(variables)
+        self.moments = [(tf.Variable(tf.zeros_like(v), trainable=False), tf.Variable(tf.zeros_like(v), trainable=False))
+                        for v in variables]
+        self.count = tf.Variable(0.0, trainable=False)
+
+    def apply(self, gradients: list) -> None:
+        beta1, beta2, eps = ADAM
+        self.count.assign_add(1.0)
+        correction = tf.sqrt(1 - beta2 ** self.count) / (1 - beta1 ** self.count)
+        for variable, (m, v), g, size in zip(self.variables, self.moments, gradients, self.sizes):
+            if g is None:
+                continue
+            m.assign(beta1 * m + (1 - beta1) * g)
+            v.assign(beta2 * v + (1 - beta2) * tf.square(g))
+            variable.assign_sub(self.rate * size * correction * m / (tf.sqrt(v) + eps))
+
+
+def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], data: Dataset, config: TrainConfig,
+          note: Callable[[str], None] = lambda text: None) -> TrainReport:
+    """Train `lowered` in place (see the module docstring); with `config.qat` its kernels end on
+    their int8 grid and its activation ranges learned."""
+    config.check()
+    images = {p.name for p in lowered.inputs if p.layout == "NHWC" and np.dtype(p.dtype).kind == "f"}
+    int8 = Int8Weights(lowered) if config.qat else None
+    shadow_of = int8.shadow_of() if int8 else {}
+    trainable = [v for v in lowered.weights if v.trainable]
+    ranges = range_variables(lowered) if config.qat else []
+    weights_adam = _Adam([shadow_of.get(v.ref(), v) for v in trainable], config.learning_rate)
+    widths = [float(hi.numpy() - lo.numpy()) or 1.0 for lo, hi in lowered.ranges.values()] if config.qat else []
+    ranges_adam = _Adam(ranges, config.range_learning_rate, [w for w in widths for _ in range(2)])
+    step = _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8)
+
+    planned = config.steps or math.ceil(DEFAULT_EPOCHS * data.size / config.batch)
+    budget = config.seconds or DEFAULT_SECONDS
+    start, shown, losses, done = time.perf_counter(), time.perf_counter(), [], 0
+    for feed, labels in batches(data, config.batch, config.seed, images if config.augment else set(), config.augment):
+        elapsed = time.perf_counter() - start
+        progress = max(done / planned, elapsed / budget)
+        if progress >= 1.0:
+            break
+        schedule = 0.5 * (1 + math.cos(math.pi * progress))
+        weights_adam.rate.assign(weights_adam.base * schedule)
+        ranges_adam.rate.assign(ranges_adam.base * schedule)
+        targets = [np.transpose(t, p.perm) for t, p in zip(teacher(feed), lowered.outputs)]
+        inputs = tuple(tf.constant(x) for x in lowered.tf_arrays(feed))
+        loss = step(inputs, tuple(tf.constant(t) for t in targets), None if labels is None else tf.constant(labels))
+        losses.append(float(loss))
+        done += 1
+        if time.perf_counter() - shown >= PROGRESS_EVERY_S:
+            shown = time.perf_counter()
+            rate = done / (shown - start)
+            left = min((planned - done) / rate, budget - (shown - start))
+            note(f"training step {done}/{planned}: loss {np.mean(losses[-10:]):.4g}, {rate:.2f} steps/s, "
+                 f"about {max(left, 0):.0f} s left")
+    if int8:
+        int8.snap()
+    return TrainReport(steps=done, seconds=time.perf_counter() - start, batch=config.batch, samples=data.size,
+                       qat=config.qat, augment=config.augment, loss_first=losses[0] if losses else float("nan"),
+                       loss_last=float(np.mean(losses[-10:])) if losses else float("nan"))
+
+
+def _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8):
+    """One training step as a tf.function: forward per sample under vectorized_map, the
+    distillation loss, Adam on weights (kernels' shadows under --qat) and ranges, kernels
+    back onto their grid."""
+    names = [p.name for p in lowered.inputs]
+
+    def one_sample(xs):
+        return [y[0] for y in lowered({name: x[None] for name, x in zip(names, xs)})]
+
+    @tf.function(autograph=False, reduce_retracing=True)
+    def step(inputs, targets, labels):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(trainable + ranges)
+            student = tf.vectorized_map(one_sample, inputs)
+            loss = distillation_loss(student, list(targets), labels)
+        gradients = tape.gradient(loss, trainable + ranges)
+        weights_adam.apply(gradients[:len(trainable)])
+        ranges_adam.apply(gradients[len(trainable):])
+        if int8:
+            int8.snap()
+        return loss
+    return step
