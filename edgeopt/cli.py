@@ -151,7 +151,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
     from edgeopt.progress import Progress
     from edgeopt.quant.layers import worst
     from edgeopt.report import (edgetpu_fix_lines, fidelity_table, layers_table, passes_table, stages_table,
-                                transposes_lines)
+                                training_line, transposes_lines)
 
     if not model:
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
@@ -180,6 +180,8 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
                                   "(every layer: edgeopt inspect BUNDLE --layers)"))
     for line in transposes_lines(result.manifest["artefact"].get("transposes")):
         screen.print(escape(line))
+    if training_line(result.manifest["artefact"].get("training")):
+        screen.print(escape(training_line(result.manifest["artefact"]["training"])))
     for log in ("edgetpu_compiler.log", "edgetpu_analysis.log"):
         if log in result.artefact.files:
             screen.print(escape(result.artefact.files[log].decode()))

@@ -136,3 +136,13 @@ def transposes_lines(transposes: dict | None) -> list[str]:
     lines = [f"TRANSPOSE ops: {transposes['count']}"]
     lines += [f"  {entry['count']} before {op}: {entry['why']}" for op, entry in transposes["needed_by"].items()]
     return lines
+
+
+def training_line(training: dict | None) -> str | None:
+    """One line on the --qat run: how long it trained and how far the distillation loss fell."""
+    if not training:
+        return None
+    kind = "quantisation-aware training" if training["qat"] else "training"
+    return (f"{kind}: {training['steps']} steps of {training['batch']} samples from {training['samples']}"
+            f"{' (augmented)' if training['augment'] else ''}, distillation loss "
+            f"{training['loss_first']:.4g} -> {training['loss_last']:.4g}")

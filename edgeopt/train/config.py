@@ -39,4 +39,5 @@ class TrainReport:
     loss_last: float  # mean of the last steps' losses
 
     def to_json(self) -> dict:
-        return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        """For the manifest, which is byte-reproducible: no seconds (the stage costs have them)."""
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items() if k != "seconds"}

@@ -3,6 +3,8 @@ lowers the int8 error on held-out data, and bad training flags are clear errors.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -130,3 +132,14 @@ def test_bad_training_flags_are_clear_errors(capsys, tmp_path, digits, flags, co
         main(["build", str(digits["model"]), "--calib", str(digits["calib"]), "--out", str(tmp_path), *quant, *flags])
     assert done.value.code == code and fragment in " ".join(capsys.readouterr().err.split())
     assert not any(tmp_path.iterdir())  # no partial output
+
+
+def test_a_qat_build_reports_its_training(capsys, tmp_path, digits):
+    with pytest.raises(SystemExit) as done:
+        main(["build", str(digits["model"]), "--target", "tflite", "--quant", "int8", "--calib", str(digits["calib"]),
+              "--qat", "--train-steps", "5", "--train-batch", "8", "--out", str(tmp_path)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert done.value.code == 0
+    assert "quantisation-aware training: 5 steps of 8 samples from" in out and "distillation loss" in out
+    manifest = json.loads(next(tmp_path.glob("*/manifest.json")).read_text())
+    assert manifest["artefact"]["training"]["steps"] == 5 and "seconds" not in manifest["artefact"]["training"]
