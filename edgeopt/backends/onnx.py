@@ -22,7 +22,7 @@ import onnx_ir as ir
 
 from edgeopt.backends.base import Artefact, Backend, CompileOptions
 from edgeopt.errors import CompileError, DataError, UnsupportedOpError
-from edgeopt.ir import from_proto, input_specs, ort_session, output_specs, to_bytes
+from edgeopt.ir import from_proto, input_specs, ort_session, output_specs, to_bytes, unshare_initializers
 from edgeopt.quiet import captured_output
 
 MODEL_FILE = "model.onnx"
@@ -54,28 +54,10 @@ def _calibration_reader(data, batch: int):
     return Reader()
 
 
-SHARED_COPY_LIMIT = 1 << 16  # elements: small shared parameters are copied, large ones (tied embeddings) stay shared
-
-
-def _unshare_parameters(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """Every consumer of a small float initializer gets its own copy. onnxruntime's QDQ
-    quantizer refuses an initializer that several quantized nodes read ("Quantization
-    parameter shared mode is not supported for weight yet"): PoolFormer's 25 GroupNorms
-    share one scale and one bias vector."""
-    initializers = {init.name: init for init in proto.graph.initializer}
-    readers: dict[str, list] = {}
-    for node in proto.graph.node:
-        for i, name in enumerate(node.input):
-            if name in initializers:
-                readers.setdefault(name, []).append((node, i))
-    for name, uses in readers.items():
-        array = onnx.numpy_helper.to_array(initializers[name])
-        if len(uses) < 2 or array.dtype.kind != "f" or array.size > SHARED_COPY_LIMIT:
-            continue
-        for n, (node, i) in enumerate(uses[1:], 1):
-            node.input[i] = f"{name}__copy{n}"
-            proto.graph.initializer.append(onnx.numpy_helper.from_array(array, node.input[i]))
-    return proto
+# elements: small shared parameters are copied, large ones (tied embeddings) stay shared. onnxruntime's
+# QDQ quantizer refuses an initializer that several quantized nodes read ("Quantization parameter
+# shared mode is not supported for weight yet"): PoolFormer's 25 GroupNorms share one scale and bias.
+SHARED_COPY_LIMIT = 1 << 16
 
 
 def _quantize_int8(model: ir.Model, options: CompileOptions) -> bytes:
@@ -86,7 +68,9 @@ def _quantize_int8(model: ir.Model, options: CompileOptions) -> bytes:
     batch = input_specs(model)[0].shape[0]
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
-        source.write_bytes(_unshare_parameters(ir.to_proto(model)).SerializeToString(deterministic=True))
+        unshared = ir.from_proto(ir.to_proto(model))
+        unshare_initializers(unshared, SHARED_COPY_LIMIT)
+        source.write_bytes(to_bytes(unshared))
         try:
             with captured_output() as log:
                 quantize_static(

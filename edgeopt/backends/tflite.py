@@ -19,6 +19,7 @@ import numpy as np
 
 from edgeopt.backends.base import Artefact, Backend, CompileOptions
 from edgeopt.errors import DataError
+from edgeopt.ir import unshare_initializers
 from edgeopt.quant.layers import layer_errors
 from edgeopt.resources import data_dir
 from edgeopt.tflite.acceptance import accept
@@ -120,6 +121,8 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     from edgeopt.tflite.convert import convert, representative_data
 
     start_converter()  # its TF import runs while we lower
+    if options.training is not None:  # each layer trains its own copy of a shared constant
+        unshare_initializers(model)
     lowered = lower(model, edgetpu)
     info: dict = {"quant": options.quant}
     if options.quant != "int8":
@@ -145,9 +148,11 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     lowered.set_ranges({**ranges, **mask_ranges(model, lowered, feeds)})
     if options.training is not None:
         from edgeopt.train.trainer import onnx_teacher, train
+        from edgeopt.train.writeback import write_back
         report = train(lowered, onnx_teacher(model), options.training_data or options.calibration, options.training,
                        options.note)
-        info["training"] = report.to_json()
+        written = write_back(model, lowered, edgetpu)
+        info["training"] = {**report.to_json(), "written_back": len(written.constants), "not_written_back": written.skipped}
     data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype=options.io_dtype)
     return data, lowered, info
 

@@ -13,6 +13,7 @@ from edgeopt.ir.model import (
     ort_session,
     save,
     to_bytes,
+    unshare_initializers,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "ort_session",
     "save",
     "to_bytes",
+    "unshare_initializers",
 ]

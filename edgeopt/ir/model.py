@@ -79,6 +79,31 @@ def infer_shapes(model: ir.Model) -> ir.Model:
     return common_passes.ShapeInferencePass(strict_mode=False).call(model).model
 
 
+def unshare_initializers(model: ir.Model, limit: int | None = None) -> int:
+    """Every node reading a float initializer that other nodes read too gets its own copy (of
+    at most `limit` elements; None: any size). Returns the copies made.
+
+    Exporters deduplicate equal constants (all-zero biases, one GroupNorm scale for every
+    block); a quantizer or a trainer must be free to give each its own value."""
+    graph, copies = model.graph, 0
+    for value in list(graph.initializers.values()):
+        tensor = value.const_value
+        uses = list(value.uses())
+        if (len(uses) < 2 or tensor is None or value.is_graph_input() or value.is_graph_output()
+                or not np.issubdtype(tensor.dtype.numpy(), np.floating) or (limit is not None and tensor.size > limit)):
+            continue
+        array = tensor.numpy()
+        for n, (node, index) in enumerate(uses[1:], 1):
+            name = f"{value.name}__copy{n}"
+            while name in graph.initializers:
+                name += "_"
+            copy = ir.val(name, const_value=ir.tensor(array.copy(), name=name))
+            graph.register_initializer(copy)
+            node.replace_input_with(index, copy)
+            copies += 1
+    return copies
+
+
 def ort_session(model: ir.Model | bytes, threads: int = 1):
     """An onnxruntime CPU session; single-threaded by default so results are deterministic."""
     import onnxruntime as ort

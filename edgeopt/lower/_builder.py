@@ -181,6 +181,7 @@ class Builder:
         self.steps: list[Step] = []
         self.constants: dict[str, np.ndarray] = {}
         self.weights: list[tf.Variable] = []
+        self.weight_sources: dict[str, None] = {}  # constant inputs of nodes that made variables (ordered set)
         self._delivered: dict[tuple, str] = {}
         self._keys = 0
 
@@ -319,7 +320,7 @@ class Builder:
                 self.lower_node(fusion.node, index)
         outputs = [self.add_output(v, taken) for v in self.graph.outputs]
         self._set_releases(outputs)
-        return LoweredModel(inputs, outputs, self.steps, self.constants, self.weights)
+        return LoweredModel(inputs, outputs, self.steps, self.constants, self.weights, list(self.weight_sources))
 
     def lower_node(self, node: ir.Node, index: int) -> None:
         ctx = NodeLowering(self, node, index)
@@ -329,6 +330,7 @@ class Builder:
                 f"{ctx.describe()}: no TFLite lowering for this op",
                 hint=f"Supported ops: {', '.join(sorted(OPS))}. Rewrite the node in the source model, or build "
                      "with --target onnx, which runs every ONNX op.")
+        made = len(self.weights)
         try:
             rule.lower(ctx)
         except EdgeoptError:
@@ -337,6 +339,9 @@ class Builder:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UnsupportedOpError(f"{ctx.describe()}: cannot lower: {message}",
                                      hint="Check the node's attributes and input shapes, or build with --target onnx.") from exc
+        if len(self.weights) > made:  # its variables came from its constant inputs
+            self.weight_sources.update(dict.fromkeys(v.name for v in node.inputs if v is not None and v.name
+                                                     and self.values.get(v.name) and self.values[v.name].const is not None))
 
     def _set_releases(self, outputs: list[Port]) -> None:
         keep = {p.key for p in outputs}

@@ -60,13 +60,14 @@ OTHER_REASON = "the op reads its operands in the source model's axis order"
 
 
 class LoweredModel(tf.Module):
-    def __init__(self, inputs, outputs, steps, constants, weights):
+    def __init__(self, inputs, outputs, steps, constants, weights, weight_sources=()):
         super().__init__(name="edgeopt_lowered")
         self.inputs: list[Port] = inputs
         self.outputs: list[Port] = outputs
         self.steps: list[Step] = steps
         self.constants: dict[str, np.ndarray] = constants
         self.weights: list[tf.Variable] = weights  # tracked by tf.Module
+        self.weight_sources: list[str] = list(weight_sources)  # IR constants the weights were made from
         self.ranges: dict[str, tuple[tf.Variable, tf.Variable]] = {}  # fake-quant (min, max) per tensor key
 
     def transposes(self) -> dict[str, dict]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from edgeopt.backends.onnx import SHARED_COPY_LIMIT, _unshare_parameters
-from edgeopt.ir import ort_session
+from edgeopt.backends.onnx import SHARED_COPY_LIMIT
+from edgeopt.ir import from_proto, ort_session, to_bytes, unshare_initializers
 from lower.against_ort import GraphBuilder
 
 
@@ -28,8 +28,9 @@ def test_small_shared_parameters_get_one_copy_per_reader_and_large_ones_stay_sha
     model = shared_parameters()
     feeds = {"x": np.random.default_rng(0).standard_normal((2, 6)).astype(np.float32)}
     expected = ort_session(model.SerializeToString()).run(None, feeds)[0]
-    unshared = _unshare_parameters(onnx.ModelProto.FromString(model.SerializeToString()))
-    readers = [name for node in unshared.graph.node for name in node.input]
+    unshared = from_proto(model)
+    assert unshare_initializers(unshared, SHARED_COPY_LIMIT) == 1
+    readers = [value.name for node in unshared.graph for value in node.inputs]
     assert sorted(n for n in readers if n.startswith("small")) == ["small", "small__copy1"]
     assert readers.count("large") == 2
-    np.testing.assert_array_equal(ort_session(unshared.SerializeToString()).run(None, feeds)[0], expected)
+    np.testing.assert_array_equal(ort_session(to_bytes(unshared)).run(None, feeds)[0], expected)

@@ -142,4 +142,6 @@ def test_a_qat_build_reports_its_training(capsys, tmp_path, digits):
     assert done.value.code == 0
     assert "quantisation-aware training: 5 steps of 8 samples from" in out and "distillation loss" in out
     manifest = json.loads(next(tmp_path.glob("*/manifest.json")).read_text())
-    assert manifest["artefact"]["training"]["steps"] == 5 and "seconds" not in manifest["artefact"]["training"]
+    training = manifest["artefact"]["training"]
+    assert training["steps"] == 5 and "seconds" not in training
+    assert training["written_back"] >= 4 and training["not_written_back"] == []  # the IR holds the trained weights
