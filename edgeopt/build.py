@@ -207,6 +207,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         artefact = backend.compile(model, options)
     with progress.step(f"Verifying on {evaluation.size} held-out samples", "verify"):
         fidelity = verify.measure(loaded.reference, artefact.run, evaluation, batch)
+        if artefact.before_training is not None:
+            fidelity.before_training = verify.measure(loaded.reference, artefact.before_training, evaluation,
+                                                      batch).to_json()
     if artefact.layers is not None:
         with progress.step("Measuring the int8 error layer by layer", "layers"):
             fidelity.layers = artefact.layers(evaluation.batches(batch))

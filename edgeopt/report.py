@@ -51,15 +51,21 @@ def analysis_tables(analysis: Analysis, title: str) -> Group:
 
 
 def fidelity_table(fidelity: dict) -> Table:
-    table = Table(title="fidelity vs the original model", title_justify="left", show_header=False)
+    """The artefact against the original model; after --qat, beside the int8 model as it was
+    calibrated, before training."""
+    columns = [c for c in (fidelity.get("before_training"), fidelity) if c]
+    table = Table(title="fidelity vs the original model", title_justify="left", show_header=len(columns) > 1)
+    table.add_column("")
+    for title in (["int8 as calibrated", "after training"] if len(columns) > 1 else ["artefact"]):
+        table.add_column(title, justify="right")
     percent = lambda v: "n/a" if v is None else f"{v:.2%}"  # noqa: E731
-    table.add_row("held-out samples", str(fidelity["samples"]))
-    table.add_row("top-1 agreement", percent(fidelity["top1_agreement"]))
-    table.add_row("SQNR", "exact" if fidelity["sqnr_db"] is None else f"{fidelity['sqnr_db']:.1f} dB")
-    table.add_row("max abs error", f"{fidelity['max_abs_error']:.3g}")
+    table.add_row("held-out samples", *(str(c["samples"]) for c in columns))
+    table.add_row("top-1 agreement", *(percent(c["top1_agreement"]) for c in columns))
+    table.add_row("SQNR", *("exact" if c["sqnr_db"] is None else f"{c['sqnr_db']:.1f} dB" for c in columns))
+    table.add_row("max abs error", *(f"{c['max_abs_error']:.3g}" for c in columns))
     if fidelity["reference_accuracy"] is not None:
-        table.add_row("label accuracy (original)", percent(fidelity["reference_accuracy"]))
-        table.add_row("label accuracy (artefact)", percent(fidelity["artefact_accuracy"]))
+        table.add_row("label accuracy (original)", *(percent(c["reference_accuracy"]) for c in columns))
+        table.add_row("label accuracy (artefact)", *(percent(c["artefact_accuracy"]) for c in columns))
     return table
 
 

@@ -22,6 +22,7 @@ class Fidelity:
     reference_accuracy: float | None  # label accuracy, when the data has labels
     artefact_accuracy: float | None
     layers: list[dict] | None = None  # int8: per-layer SQNR (edgeopt.quant.layers)
+    before_training: dict | None = None  # --qat: the calibrated int8 model's fidelity (to_json), for comparison
 
     @property
     def drop(self) -> tuple[str, float]:

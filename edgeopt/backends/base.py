@@ -50,6 +50,7 @@ class Artefact:
     weight_bytes: int | None = None  # constant data in the artefact, when not analysable as ONNX
     # int8: per-layer error against the float lowering on a few samples (edgeopt.quant.layers)
     layers: Callable[[Iterable[dict]], list[dict]] | None = None
+    before_training: Executor | None = None  # --qat: the calibrated int8 model, for the report
 
     @property
     def size(self) -> int:

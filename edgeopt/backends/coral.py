@@ -61,10 +61,11 @@ class CoralBackend(Backend):
         if options.edgetpu.fix:
             convert = lambda m: calibrate_and_convert(m, options, edgetpu=True)  # noqa: E731
             fixed = fix_for_edgetpu(model, convert, options.param_cache_bytes, options.calibration)
-            (data, lowered, info), report = fixed.converted, fixed.report
+            converted, report = fixed.converted, fixed.report
         else:
-            data, lowered, info = calibrate_and_convert(model, options, edgetpu=True)
-            report = analyse(read_tflite(data), options.param_cache_bytes)
+            converted = calibrate_and_convert(model, options, edgetpu=True)
+            report = analyse(read_tflite(converted.data), options.param_cache_bytes)
+        data, lowered, info = converted[:3]
         if not report.compiles:
             raise CompileError(f"coral: edgetpu_compiler would refuse the converted model: {'; '.join(report.errors)}",
                                hint="Report this: edgeopt's conversion should never produce such a model.")
@@ -83,7 +84,8 @@ class CoralBackend(Backend):
             edgetpu.update(compiled=sorted(compiled.files), compiler=compiled.log.summary())
         if fixed is not None:
             edgetpu["fix"] = fixed.to_json()
-        artefact = tflite_artefact(data, lowered, "int8", {**info, "edgetpu": edgetpu})
+        artefact = tflite_artefact(data, lowered, {**info, "edgetpu": edgetpu}, "int8",
+                                   before_training=converted.before_training)
         artefact.files.update(files)
         return _with_cpu_tail(artefact, fixed.cut, output_names) if fixed and fixed.cut else artefact
 
@@ -95,7 +97,7 @@ def _with_cpu_tail(head: Artefact, cut: Cut, output_names: list[str]) -> Artefac
 
     lowered = lower(cut.tail)
     data = convert(lowered, "float32")
-    tail = tflite_artefact(data, lowered, "float32", {})
+    tail = tflite_artefact(data, lowered, {}, "float32")
     entry = {"file": TAIL_FILE, "nodes": [n.name for n in cut.tail.graph], "head_outputs": head.outputs,
              "inputs": tail.inputs, "outputs": tail.outputs}
     specs = {s["name"]: s for s in head.outputs + tail.outputs}

@@ -14,6 +14,7 @@ ranges with int8 simulated (edgeopt.train).
 from __future__ import annotations
 
 import importlib.util
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def model_layout(run_device, inputs: list[dict], outputs: list[dict]):
     return run
 
 
-def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
+def tflite_artefact(data: bytes, lowered, info: dict, quant: str, before_training: bytes | None = None) -> Artefact:
     """Artefact of a converted model: I/O specs from the interpreter, and a host executor that
     takes and returns ONNX-layout float arrays (transposing to and from the TF layout).
 
@@ -105,11 +106,22 @@ def tflite_artefact(data: bytes, lowered, quant: str, info: dict) -> Artefact:
     info = {"runtime": runtime, "ops": dict(sorted(ops.items())),
             "transposes": {"count": ops.get("TRANSPOSE", 0), "needed_by": lowered.transposes()}, **info}
     layers = (lambda feeds: layer_errors(lowered, data, feeds)) if quant == "int8" else None
+    baseline = None
+    if before_training is not None:
+        baseline = model_layout(litert.load(before_training, inputs, outputs, threads=DEVICE_THREADS), inputs, outputs)
     return Artefact(files={MODEL_FILE: data}, main=MODEL_FILE, inputs=inputs, outputs=outputs, run=run,
-                    tolerances=tolerances, info=info, weight_bytes=model.constant_bytes, layers=layers)
+                    tolerances=tolerances, info=info, weight_bytes=model.constant_bytes, layers=layers,
+                    before_training=baseline)
 
 
-def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False) -> tuple[bytes, object, dict]:
+class Converted(NamedTuple):
+    data: bytes  # the .tflite
+    lowered: object  # the LoweredModel it was converted from
+    info: dict  # for the manifest
+    before_training: bytes | None = None  # --qat: the int8 model as calibrated, for the report
+
+
+def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False) -> Converted:
     """Lower, choose int8 ranges and biases as asked, convert. Shared with the coral target,
     which lowers into the forms the Edge TPU compiler maps (see edgeopt.lower.lower)."""
     from edgeopt.lower import lower
@@ -126,7 +138,7 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     lowered = lower(model, edgetpu)
     info: dict = {"quant": options.quant}
     if options.quant != "int8":
-        return convert(lowered, options.quant), lowered, info
+        return Converted(convert(lowered, options.quant), lowered, info)
     if options.calibration is None:
         raise DataError("int8 needs calibration data", hint="Pass --calib data.npz (or --calib random, loudly worse).")
     batch = lowered.inputs[0].shape[0]
@@ -146,15 +158,18 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
             r.node: {"changed": r.changed, "weights": r.weights, "error_nearest": round(r.error_nearest, 8),
                      "error_learned": round(r.error_learned, 8)} for r in learned}}
     lowered.set_ranges({**ranges, **mask_ranges(model, lowered, feeds)})
+    representative = representative_data(lowered, feeds)
+    before_training = None
     if options.training is not None:
+        before_training = convert(lowered, "int8", representative=representative, io_dtype=options.io_dtype)
         from edgeopt.train.trainer import onnx_teacher, train
         from edgeopt.train.writeback import write_back
         report = train(lowered, onnx_teacher(model), options.training_data or options.calibration, options.training,
                        options.note)
         written = write_back(model, lowered, edgetpu)
         info["training"] = {**report.to_json(), "written_back": len(written.constants), "not_written_back": written.skipped}
-    data = convert(lowered, "int8", representative=representative_data(lowered, feeds), io_dtype=options.io_dtype)
-    return data, lowered, info
+    data = convert(lowered, "int8", representative=representative, io_dtype=options.io_dtype)
+    return Converted(data, lowered, info, before_training)
 
 
 class TfliteBackend(Backend):
@@ -170,5 +185,5 @@ class TfliteBackend(Backend):
         start_converter()
 
     def compile(self, model, options: CompileOptions) -> Artefact:
-        data, lowered, info = calibrate_and_convert(model, options)
-        return tflite_artefact(data, lowered, options.quant, info)
+        converted = calibrate_and_convert(model, options)
+        return tflite_artefact(*converted[:3], quant=options.quant, before_training=converted.before_training)

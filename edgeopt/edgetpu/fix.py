@@ -37,7 +37,7 @@ Convert = Callable[[ir.Model], tuple[bytes, object, dict]]  # calibrate_and_conv
 
 @dataclass
 class Fixed:
-    converted: tuple[bytes, object, dict]  # (tflite, lowered, info) of what runs on the Edge TPU
+    converted: tuple  # edgeopt.backends.tflite.Converted: what runs on the Edge TPU
     report: EdgeTpuReport
     cut: Cut | None = None
     changes: list[str] = field(default_factory=list)

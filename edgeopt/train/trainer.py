@@ -43,7 +43,9 @@ def onnx_teacher(model: ir.Model) -> Callable[[dict], list[np.ndarray]]:
 
 class _Adam:
     """Adam on a list of variables, with the learning rate a variable the schedule moves,
-    times a per-variable `sizes` (an activation range moves by a share of its width)."""
+    times a per-variable `sizes`: a weight tensor moves by a share of its mean magnitude (BN-folded
+    depthwise kernels are 100x larger than pointwise ones), an activation range by a share of
+    its width."""
 
     def __init__(self, variables: list[tf.Variable], rate: float, sizes: list[float] | None = None):
         self.variables, self.rate = variables, tf.Variable(rate, trainable=False)
@@ -74,7 +76,8 @@ def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], da
     shadow_of = int8.shadow_of() if int8 else {}
     trainable = [v for v in lowered.weights if v.trainable]
     ranges = range_variables(lowered) if config.qat else []
-    weights_adam = _Adam([shadow_of.get(v.ref(), v) for v in trainable], config.learning_rate)
+    magnitudes = [float(np.mean(np.abs(v.numpy()))) or 1.0 for v in trainable]
+    weights_adam = _Adam([shadow_of.get(v.ref(), v) for v in trainable], config.learning_rate, magnitudes)
     widths = [float(hi.numpy() - lo.numpy()) or 1.0 for lo, hi in lowered.ranges.values()] if config.qat else []
     ranges_adam = _Adam(ranges, config.range_learning_rate, [w for w in widths for _ in range(2)])
     step = _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8)
