@@ -17,7 +17,7 @@ import edgeopt
 from edgeopt import passes, verify
 from edgeopt.backends import Artefact, CompileOptions, get_backend
 from edgeopt.bundle import MANIFEST, SCHEMA_VERSION, Bundle, manifest_bytes, sha256, write_bundle
-from edgeopt.data import RANDOM, Dataset, Preprocess, load_data, split
+from edgeopt.data import RANDOM, Dataset, Preprocess, image_layout, load_data, split
 from edgeopt.edgetpu.analyse import DEFAULT_CACHE_BYTES
 from edgeopt.edgetpu.compiler import EdgeTpuOptions
 from edgeopt.errors import DataError, UsageError
@@ -56,6 +56,7 @@ class BuildRequest:
     name: str | None = None
     golden_samples: int = 8
     edgetpu: EdgeTpuOptions = field(default_factory=EdgeTpuOptions)
+    pixel_input: bool = False  # the model takes pixels 0..255 and normalises them itself (needs preprocess)
     training: TrainConfig | None = None  # --qat
     train_data: str | None = None  # default: the calibration data
 
@@ -105,6 +106,22 @@ def _datasets(request: BuildRequest, loaded: LoadedModel, preprocess: Preprocess
     return calib, load_data(RANDOM, specs, samples=RANDOM_EVAL_SAMPLES, seed=1)
 
 
+def _pixel_input(loaded: LoadedModel, preprocess: Preprocess):
+    """(the source model fed pixels, the pass that folds the normalisation into the IR)."""
+    specs = [s for s in input_specs(loaded.model) if len(s.shape) == 4]
+    if len(specs) != 1 or image_layout(specs[0], preprocess) != "nchw":
+        raise UsageError("--pixel-input needs one channels-first (NCHW) image input",
+                         hint="Channels-last sources (Keras) are not supported yet; normalise on the device.")
+    name = specs[0].name
+
+    def reference(feeds: dict) -> list:
+        return loaded.reference({**feeds, name: preprocess.normalise(feeds[name], "nchw")})
+
+    fold = passes.make_pass("pixel-input", {"scale": preprocess.scale, "mean": list(preprocess.mean),
+                                            "std": list(preprocess.std)})
+    return reference, [fold]
+
+
 def _device_layout(array: np.ndarray, spec: dict) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(array, spec["perm"])) if spec.get("perm") else array
 
@@ -151,7 +168,7 @@ def _versions() -> dict:
 
 
 def _compile_options(request: BuildRequest, backend, calib: Dataset | None, profile: Profile | None = None,
-                     train: Dataset | None = None) -> CompileOptions:
+                     train: Dataset | None = None, preprocess: Preprocess | None = None) -> CompileOptions:
     """Check the quantization flags against what the target offers, fill in its defaults."""
     def refuse(flag: str, value, choices) -> None:
         raise UsageError(f"target {request.target} does not support {flag} {value}",
@@ -175,10 +192,13 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
     if request.training is not None and not (int8 and backend.bias_correction):
         refuse("--qat", "", ())
     cache = profile.param_cache_bytes if profile is not None and profile.param_cache_bytes else DEFAULT_CACHE_BYTES
+    pixel_mean = None
+    if request.pixel_input and preprocess is not None:
+        pixel_mean = tuple(m / preprocess.scale for m in preprocess.mean)
     return CompileOptions(request.quant, calib, request.io_dtype or backend.default_io_dtype,
                           request.calibration_method, request.bias_correction, request.rounding,
                           request.rounding_steps, cache, request.edgetpu, training=request.training,
-                          training_data=train)
+                          training_data=train, pixel_mean=pixel_mean)
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
@@ -191,25 +211,33 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     if profile is not None:
         profile.require_target(request.target)
     preprocess = Preprocess.parse(request.preprocess) if request.preprocess else None
+    if request.pixel_input:
+        if preprocess is None:
+            raise UsageError("--pixel-input needs the normalisation to fold in",
+                             hint="Add --preprocess scale=...,mean=...,std=... as the model was trained "
+                                  "(e.g. scale=0.00392157 mean=0.485,0.456,0.406 std=0.229,0.224,0.225).")
+        preprocess = replace(preprocess, pixel_input=True)
     options = FrontendOptions(request.input_shapes, request.trust_pickle, request.module)
 
     with progress.step(f"Loading {request.model}", "load"):
         loaded = load_model(request.model, options)
     source_analysis = analyze(loaded.model)
+    reference, requested = loaded.reference, []
+    if request.pixel_input:
+        reference, requested = _pixel_input(loaded, preprocess)
     calib, evaluation = _datasets(request, loaded, preprocess, progress)
     with progress.step("Cleanup passes", "cleanup"):
-        model, reports = passes.run_passes(loaded.model, int8=request.quant == "int8")
+        model, reports = passes.run_passes(loaded.model, requested, int8=request.quant == "int8")
     batch = input_specs(model)[0].shape[0]
     with progress.step(f"Compiling for {request.target} ({request.quant})", "compile"):
         train = load_data(request.train_data, input_specs(loaded.model), preprocess) if request.train_data else None
-        options = _compile_options(request, backend, calib, profile, train)
+        options = _compile_options(request, backend, calib, profile, train, preprocess)
         options.note = progress.note
         artefact = backend.compile(model, options)
     with progress.step(f"Verifying on {evaluation.size} held-out samples", "verify"):
-        fidelity = verify.measure(loaded.reference, artefact.run, evaluation, batch)
+        fidelity = verify.measure(reference, artefact.run, evaluation, batch)
         if artefact.before_training is not None:
-            fidelity.before_training = verify.measure(loaded.reference, artefact.before_training, evaluation,
-                                                      batch).to_json()
+            fidelity.before_training = verify.measure(reference, artefact.before_training, evaluation, batch).to_json()
     if artefact.layers is not None:
         with progress.step("Measuring the int8 error layer by layer", "layers"):
             fidelity.layers = artefact.layers(evaluation.batches(batch))

@@ -43,7 +43,7 @@ def _convert(path: Path, calib: str | None, shapes: dict, module: str | None, tr
     model, _ = passes.run_passes(loaded.model)
     data = load_data(calib or RANDOM, input_specs(model), samples=8)
     options = CompileOptions("int8", data, io_dtype=CoralBackend.default_io_dtype)
-    data, _, _ = calibrate_and_convert(model, options, edgetpu=True)
+    data = calibrate_and_convert(model, options, edgetpu=True).data
     return data
 
 

@@ -136,6 +136,8 @@ def cli():
 @module_option
 @pickle_option
 @click.option("--preprocess", multiple=True, metavar="KEY=VALUE", help="Image preprocessing: scale, mean, std, layout, resize.")
+@click.option("--pixel-input", is_flag=True, help="The model takes raw pixels 0..255 and normalises them itself "
+              "(--preprocess's scale, mean, std folded into its first conv); data are then pixels too.")
 @edgetpu_options
 @training_options
 @click.option("--out", "-o", default="dist", show_default=True, type=click.Path(file_okay=False), help="Where bundles go.")
@@ -143,9 +145,9 @@ def cli():
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @json_option
 def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps, profile, calib,
-          eval_data, max_drop, input_shape, module, trust_pickle, preprocess, edgetpu_compiler, require_edgetpu_compiler,
-          edgetpu_segments, edgetpu_timeout, edgetpu_fix, qat, train_data, train_steps, train_time, train_batch, seed,
-          no_augment, out, name, quiet, json_output):
+          eval_data, max_drop, input_shape, module, trust_pickle, preprocess, pixel_input, edgetpu_compiler,
+          require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, qat, train_data, train_steps,
+          train_time, train_batch, seed, no_augment, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
@@ -160,7 +162,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
         model=Path(model), target=target, quant=quant, io_dtype=io_dtype, calibration_method=calibration_method,
         bias_correction=bias_correction, rounding=rounding, rounding_steps=rounding_steps, profile=profile, calib=calib,
         eval=eval_data, max_drop=max_drop, input_shapes=parse_input_shapes_cli(input_shape), module=module,
-        trust_pickle=trust_pickle, preprocess=preprocess_items, out=Path(out), name=name,
+        trust_pickle=trust_pickle, preprocess=preprocess_items, pixel_input=pixel_input, out=Path(out), name=name,
         edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout,
                                  edgetpu_fix),
         training=_training(quant, qat, train_data, train_steps, train_time, train_batch, seed, no_augment),

@@ -52,6 +52,7 @@ class Preprocess:
     std: tuple[float, ...] = (1.0,)
     layout: str | None = None  # "nchw" | "nhwc"; None: inferred from the input shape
     resize: str = "bilinear"
+    pixel_input: bool = False  # --pixel-input: the model takes pixels 0..255 and normalises them itself
 
     @classmethod
     def parse(cls, items: dict) -> "Preprocess":
@@ -67,10 +68,16 @@ class Preprocess:
 
     def to_json(self) -> dict:
         return {"scale": self.scale, "mean": list(self.mean), "std": list(self.std),
-                "layout": self.layout, "resize": self.resize}
+                "layout": self.layout, "resize": self.resize, "pixel_input": self.pixel_input}
+
+    def normalise(self, pixels: np.ndarray, layout: str) -> np.ndarray:
+        """Pixels 0..255 as the source model takes them."""
+        shape = (-1, 1, 1) if layout == "nchw" else (-1,)
+        mean, std = (np.asarray(v, np.float32).reshape(shape) for v in (self.mean, self.std))
+        return ((pixels * np.float32(self.scale) - mean) / std).astype(np.float32)
 
 
-def _layout(spec: TensorSpec, preprocess: Preprocess) -> str:
+def image_layout(spec: TensorSpec, preprocess: Preprocess) -> str:
     if preprocess.layout:
         return preprocess.layout
     return "nchw" if spec.shape[1] in (1, 3) and spec.shape[-1] not in (1, 3) else "nhwc"
@@ -81,7 +88,7 @@ def _load_images(folder: Path, spec: TensorSpec, preprocess: Preprocess) -> tupl
 
     if len(spec.shape) != 4:
         raise DataError(f"{folder}: image folders need a 4-D input, but {spec.name} is {spec.shape_text()}")
-    layout = _layout(spec, preprocess)
+    layout = image_layout(spec, preprocess)
     _, c, h, w = spec.shape if layout == "nchw" else (spec.shape[0], spec.shape[3], *spec.shape[1:3])
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -94,7 +101,7 @@ def _load_images(folder: Path, spec: TensorSpec, preprocess: Preprocess) -> tupl
         with Image.open(path) as image:
             image = image.convert("L" if c == 1 else "RGB").resize((w, h), resample)
             images.append(np.asarray(image, dtype=np.float32).reshape(h, w, c))
-    x = (np.stack(images) * preprocess.scale - np.array(preprocess.mean, np.float32)) / np.array(preprocess.std, np.float32)
+    x = np.stack(images) if preprocess.pixel_input else preprocess.normalise(np.stack(images), "nhwc")
     return (x.transpose(0, 3, 1, 2) if layout == "nchw" else x).astype(np.float32), labels
 
 
@@ -118,7 +125,7 @@ def _arrays(path: Path, specs: list[TensorSpec]) -> tuple[dict[str, np.ndarray],
     )
 
 
-def _check(name: str, x: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
+def _check(name: str, x: np.ndarray, spec: TensorSpec, source: str, pixels: bool = False) -> np.ndarray:
     want = tuple(spec.shape[1:])
     if x.shape[1:] != want:
         message = f"{source}: array {name!r} has samples of shape {list(x.shape[1:])}, model input {spec.name} wants {list(want)} (shape {spec.shape_text()}, samples along axis 0)"
@@ -129,7 +136,10 @@ def _check(name: str, x: np.ndarray, spec: TensorSpec, source: str) -> np.ndarra
             elif x.shape[1:] == (want[2], want[0], want[1]):
                 hint = "The data is NCHW but the model is NHWC: use x.transpose(0, 2, 3, 1)."
         raise DataError(message, hint=hint)
-    if not np.issubdtype(x.dtype, np.floating) and np.issubdtype(np.dtype(spec.dtype), np.floating):
+    if pixels and x.ndim == 4 and (x.min() < 0 or x.max() > 255):
+        raise DataError(f"{source}: array {name!r} holds values from {x.min():g} to {x.max():g}, not pixels 0..255",
+                        hint="--pixel-input takes raw pixels (uint8 arrays, or an image folder).")
+    if not pixels and not np.issubdtype(x.dtype, np.floating) and np.issubdtype(np.dtype(spec.dtype), np.floating):
         raise DataError(
             f"{source}: array {name!r} is {x.dtype} but model input {spec.name} is {spec.dtype}",
             hint="Convert and normalise it as in training (e.g. x.astype('float32') / 255).",
@@ -158,7 +168,8 @@ def load_data(text: str, specs: list[TensorSpec], preprocess: Preprocess | None 
     else:
         arrays, labels = _arrays(path, specs)
     by_name = {s.name: s for s in specs}
-    arrays = {k: _check(k, np.asarray(v), by_name[k], str(path)) for k, v in arrays.items()}
+    pixels = preprocess is not None and preprocess.pixel_input
+    arrays = {k: _check(k, np.asarray(v), by_name[k], str(path), pixels) for k, v in arrays.items()}
     sizes = {len(v) for v in arrays.values()} | ({len(labels)} if labels is not None else set())
     if len(sizes) != 1:
         raise DataError(f"{path}: arrays (and labels) differ in sample count: {sorted(sizes)}")

@@ -57,7 +57,7 @@ def fidelity_table(fidelity: dict) -> Table:
     table = Table(title="fidelity vs the original model", title_justify="left", show_header=len(columns) > 1)
     table.add_column("")
     for title in (["int8 as calibrated", "after training"] if len(columns) > 1 else ["artefact"]):
-        table.add_column(title, justify="right")
+        table.add_column(title, justify="right" if len(columns) > 1 else "left")
     percent = lambda v: "n/a" if v is None else f"{v:.2%}"  # noqa: E731
     table.add_row("held-out samples", *(str(c["samples"]) for c in columns))
     table.add_row("top-1 agreement", *(percent(c["top1_agreement"]) for c in columns))

@@ -32,6 +32,7 @@ class CompileOptions:
     note: Callable[[str], None] = lambda text: None  # progress lines from long work inside the compile step
     training: TrainConfig | None = None  # --qat
     training_data: Dataset | None = None  # None: the calibration data
+    pixel_mean: tuple[float, ...] | None = None  # --pixel-input: the image input takes pixels 0..255 around these
 
 
 @dataclass

@@ -22,6 +22,7 @@ from edgeopt.backends.base import Artefact, Backend, CompileOptions
 from edgeopt.errors import DataError
 from edgeopt.ir import unshare_initializers
 from edgeopt.quant.layers import layer_errors
+from edgeopt.quant.pixels import centre_first_convs
 from edgeopt.resources import data_dir
 from edgeopt.tflite.acceptance import accept
 from edgeopt.tflite.convert import IO_DTYPES, QUANT_MODES
@@ -145,6 +146,12 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     feeds = list(options.calibration.batches(batch))
     method = options.calibration_method
     ranges = activation_ranges(lowered, feeds, method)
+    if options.pixel_mean is not None:  # scale 1: every pixel value exactly on the int8 (or uint8) input grid
+        image = next(p for p in lowered.inputs if len(p.shape) == 4)
+        ranges[image.key] = (0.0, 255.0)
+        channels = image.shape[1]
+        info["pixel_input"] = {"centred_convs": centre_first_convs(
+            lowered, image.key, np.broadcast_to(np.asarray(options.pixel_mean, np.float64), (channels,)))}
     info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
     corrections, learned = [], []
     fixes = ([rounding_fix(learned, options.rounding_steps, options.note)] if options.rounding == "learned" else []) + \

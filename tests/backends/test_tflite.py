@@ -109,7 +109,7 @@ def test_our_ranges_are_kept_exactly_by_the_converter(digits, method):
     loaded = load_model(digits["model"], FrontendOptions({}, False, None))
     model, _ = run_passes(loaded.model)
     calib = load_data(str(digits["calib"]), input_specs(model))
-    data, lowered, info = calibrate_and_convert(model, CompileOptions("int8", calib, "int8", method))
+    data, lowered, info, _ = calibrate_and_convert(model, CompileOptions("int8", calib, "int8", method))
     assert info["calibration"] == method and len(lowered.ranges) >= 5
     scales = np.array([s for t in read_tflite(data).tensors if not t.constant for s in t.scale])
     for low, high in lowered.ranges.values():

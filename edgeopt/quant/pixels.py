@@ -1,0 +1,35 @@
+"""int8 rounding of the first conv's weights, centred on the mean pixel (--pixel-input).
+
+With the normalisation folded in, the first conv reads pixels 0..255, not values centred on
+zero. The int8 weights' rounding error dW then meets the mean pixel m on every output:
+sum dW * p = sum dW * m + sum dW * (p - m). The first term is a constant per output channel,
+larger than the second, and it moves into the bias; what is left is the error the normalised
+model had. Measured on EfficientNet-Lite0: the first conv's SQNR 27.8 dB without, against
+32.1 dB for the normalised model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeopt.lower import LoweredModel
+from edgeopt.quant.sequential import round_per_channel
+
+PASS_THROUGH = {"Pad"}  # steps between the input and the conv that do not change values
+
+
+def centre_first_convs(lowered: LoweredModel, key: str, mean_pixel: np.ndarray) -> list[str]:
+    """Move each conv reading the pixel input `key` (through pads) by -sum dW * mean pixel."""
+    reach, fixed = {key}, []
+    for step in lowered.steps:
+        if not step.inputs or step.inputs[0] not in reach:
+            continue
+        kernel, bias = step.params.get("kernel"), step.params.get("bias")
+        if step.op_type in PASS_THROUGH:
+            reach.update(step.outputs)
+        elif kernel is not None and bias is not None and step.op_type == "Conv" and kernel.shape[2] == len(mean_pixel):
+            weights = kernel.numpy()
+            error = round_per_channel(weights, step.params["channels"]) - weights  # [kh, kw, C_in, C_out]
+            bias.assign(bias.numpy() - np.einsum("hwio,i->o", error, mean_pixel).astype(np.float32))
+            fixed.append(step.node)
+    return fixed
