@@ -18,7 +18,7 @@ class TrainConfig:
     seed: int = 0
     augment: bool = True
     qat: bool = False
-    learning_rate: float = 3e-4  # share of each weight tensor's mean magnitude per step (trained already: small)
+    learning_rate: float = 1e-4  # share of each weight tensor's mean magnitude per step (trained already: small)
     range_learning_rate: float = 1e-3  # activation ranges, --qat: a share of each range's width
 
     def check(self) -> None:
