@@ -93,7 +93,7 @@ def training_options(command):
     return command
 
 
-def _training(quant, qat, train_data, steps, seconds, batch, seed, no_augment):
+def _training(qat, train_data, steps, seconds, batch, seed, no_augment):
     from edgeopt.train import TrainConfig
 
     if not qat:
@@ -165,7 +165,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
         trust_pickle=trust_pickle, preprocess=preprocess_items, pixel_input=pixel_input, out=Path(out), name=name,
         edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout,
                                  edgetpu_fix),
-        training=_training(quant, qat, train_data, train_steps, train_time, train_batch, seed, no_augment),
+        training=_training(qat, train_data, train_steps, train_time, train_batch, seed, no_augment),
         train_data=train_data,
     )
     result = run_build(request, Progress(quiet=quiet or json_output))
@@ -182,8 +182,9 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
                                   "(every layer: edgeopt inspect BUNDLE --layers)"))
     for line in transposes_lines(result.manifest["artefact"].get("transposes")):
         screen.print(escape(line))
-    if training_line(result.manifest["artefact"].get("training")):
-        screen.print(escape(training_line(result.manifest["artefact"]["training"])))
+    trained = training_line(result.manifest["artefact"].get("training"))
+    if trained:
+        screen.print(escape(trained))
     for log in ("edgetpu_compiler.log", "edgetpu_analysis.log"):
         if log in result.artefact.files:
             screen.print(escape(result.artefact.files[log].decode()))

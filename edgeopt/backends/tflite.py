@@ -193,4 +193,4 @@ class TfliteBackend(Backend):
 
     def compile(self, model, options: CompileOptions) -> Artefact:
         converted = calibrate_and_convert(model, options)
-        return tflite_artefact(*converted[:3], quant=options.quant, before_training=converted.before_training)
+        return tflite_artefact(converted.data, converted.lowered, converted.info, options.quant, converted.before_training)

@@ -32,7 +32,7 @@ from edgeopt.verify import measure
 
 WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 COST_SAMPLES = 64
-Convert = Callable[[ir.Model], tuple[bytes, object, dict]]  # calibrate_and_convert with the build's options
+Convert = Callable[[ir.Model], tuple]  # calibrate_and_convert with the build's options: its Converted
 
 
 @dataclass

@@ -4,8 +4,8 @@ With the normalisation folded in, the first conv reads pixels 0..255, not values
 zero. The int8 weights' rounding error dW then meets the mean pixel m on every output:
 sum dW * p = sum dW * m + sum dW * (p - m). The first term is a constant per output channel,
 larger than the second, and it moves into the bias; what is left is the error the normalised
-model had. Measured on EfficientNet-Lite0: the first conv's SQNR 27.8 dB without, against
-32.1 dB for the normalised model.
+model had, and the int32 biases come out exactly those of the normalised model. Measured on
+EfficientNet-Lite0 (32 crops): 14.0 dB without, 16.0 dB with, 16.1 dB for the normalised model.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def batches(data: Dataset, batch: int, seed: int, images: set[str], augment: boo
     rng = np.random.default_rng(seed)
     while True:
         order = rng.permutation(data.size)
-        for start in range(0, data.size - batch + 1 if data.size >= batch else 1, batch):
+        for start in range(0, max(data.size - batch, 0) + 1, batch):  # fewer samples than a batch: one short batch
             index = order[start:start + batch]
             feed = {name: array[index] for name, array in data.inputs.items()}
             if augment:
