@@ -17,6 +17,7 @@ import edgeopt
 from edgeopt import passes, verify
 from edgeopt.backends import Artefact, CompileOptions, get_backend
 from edgeopt.bundle import MANIFEST, SCHEMA_VERSION, Bundle, manifest_bytes, sha256, write_bundle
+from edgeopt.compress import compress, make_passes, measure_row
 from edgeopt.data import RANDOM, Dataset, Preprocess, image_layout, load_data, split
 from edgeopt.edgetpu.analyse import DEFAULT_CACHE_BYTES
 from edgeopt.edgetpu.compiler import EdgeTpuOptions
@@ -59,6 +60,8 @@ class BuildRequest:
     pixel_input: bool = False  # the model takes pixels 0..255 and normalises them itself (needs preprocess)
     training: TrainConfig | None = None  # --qat
     train_data: str | None = None  # default: the calibration data
+    compression: list[tuple[str, dict]] = field(default_factory=list)  # (pass, options), e.g. ("prune", {...})
+    fine_tuning: TrainConfig | None = None  # after each compression pass; None: no fine-tuning
 
 
 @dataclass
@@ -72,6 +75,7 @@ class BuildResult:
     artefact_analysis: Analysis | None
     # seconds and peak RSS per stage: in the --json report, not in the manifest (byte-reproducible)
     stages: list[dict] = field(default_factory=list)
+    compression: list[dict] = field(default_factory=list)  # the per-pass table with latencies, for the report
 
 
 def _source_digest(path: Path) -> str:
@@ -206,6 +210,10 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     backend = get_backend(request.target)
     request = replace(request, quant=request.quant or backend.default_quant)
     _compile_options(request, backend, None)  # fail on bad flags before any slow work
+    compression = make_passes(request.compression)
+    if compression and request.fine_tuning is not None and not (request.calib or request.train_data):
+        raise UsageError(f"--{compression[0].name} fine-tunes the compressed model, on data it has none of",
+                         hint="Give --calib (or --train-data) samples, or --no-fine-tune to compress without it.")
     backend.prepare()
     profile: Profile | None = load_profile(request.profile) if request.profile else None
     if profile is not None:
@@ -229,8 +237,14 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     with progress.step("Cleanup passes", "cleanup"):
         model, reports = passes.run_passes(loaded.model, requested, int8=request.quant == "int8")
     batch = input_specs(model)[0].shape[0]
+    train = load_data(request.train_data, input_specs(loaded.model), preprocess) if request.train_data else None
+    rows = []
+    if compression:
+        with progress.step("Compressing", "compress"):
+            model, compressed, rows = compress(model, compression, reference, evaluation, batch, request.fine_tuning,
+                                               train or calib, progress.note)
+        reports += compressed
     with progress.step(f"Compiling for {request.target} ({request.quant})", "compile"):
-        train = load_data(request.train_data, input_specs(loaded.model), preprocess) if request.train_data else None
         options = _compile_options(request, backend, calib, profile, train, preprocess)
         options.note = progress.note
         artefact = backend.compile(model, options)
@@ -241,6 +255,9 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     if artefact.layers is not None:
         with progress.step("Measuring the int8 error layer by layer", "layers"):
             fidelity.layers = artefact.layers(evaluation.batches(batch))
+    if rows:
+        rows.append(measure_row(f"{request.target} {request.quant}", artefact.files[artefact.main], model,
+                                artefact.run, fidelity, next(evaluation.batches(batch))))
     verify.gate(fidelity, request.max_drop)
     artefact_analysis = analyze(artefact.model) if artefact.model is not None else None
     sizes = None
@@ -276,6 +293,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         "calibration": {"source": calib.source, "samples": calib.size} if calib and request.quant != "float32" else None,
         "evaluation": {"source": evaluation.source, "samples": evaluation.size},
         "passes": [r.to_json() for r in reports],
+        "compression": [row.to_json(latency=False) for row in rows] or None,
         "analysis": {"source": source_analysis.to_json(),
                      "artefact": artefact_analysis.to_json() if artefact_analysis else None},
         "size_check": sizes.to_json() if sizes else None,
@@ -287,4 +305,4 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     with progress.step(f"Writing bundle {request.out / name}", "bundle"):
         bundle = write_bundle(request.out, name, files)
     return BuildResult(bundle, manifest, artefact, fidelity, sizes, source_analysis, artefact_analysis,
-                       [cost.to_json() for cost in progress.stages])
+                       [cost.to_json() for cost in progress.stages], [row.to_json() for row in rows])

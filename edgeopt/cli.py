@@ -12,6 +12,7 @@ from rich.markup import escape
 
 import edgeopt
 from edgeopt import config as config_file
+from edgeopt.cli_training import compression_requests, training_configs, training_options
 from edgeopt.errors import EdgeoptError, UsageError
 
 screen = Console(highlight=False)
@@ -75,36 +76,6 @@ def _edgetpu_options(target, compiler, require, segments, timeout, fix):
     return EdgeTpuOptions(compiler, require, segments, timeout, fix)
 
 
-def training_options(command):
-    """Quantisation-aware training's flags (edgeopt.train)."""
-    for option in reversed((
-        click.option("--qat", is_flag=True, help="int8 (tflite, coral): quantisation-aware training, distilled from "
-                     "the float model on --train-data or --calib (no labels needed; labels y add cross-entropy)."),
-        click.option("--train-data", metavar="DATA", help="--qat: training samples (.npz or an image folder; "
-                     "default: --calib). Never the --eval data."),
-        click.option("--train-steps", type=int, metavar="N", help="--qat: at most N steps (default: 10 passes over "
-                     "the data)."),
-        click.option("--train-time", type=float, metavar="S", help="--qat: at most S seconds (default 300)."),
-        click.option("--train-batch", type=int, default=16, show_default=True, metavar="B", help="--qat: batch size."),
-        click.option("--seed", type=int, default=0, show_default=True, help="--qat: seed of batch order and augmentation."),
-        click.option("--no-augment", is_flag=True, help="--qat: no image flips and crops."),
-    )):
-        command = option(command)
-    return command
-
-
-def _training(qat, train_data, steps, seconds, batch, seed, no_augment):
-    from edgeopt.train import TrainConfig
-
-    if not qat:
-        if train_data or steps is not None or seconds is not None or no_augment:
-            raise UsageError("--train-* and --no-augment are for --qat", hint="Add --qat (int8 builds).")
-        return None
-    config = TrainConfig(steps=steps, seconds=seconds, batch=batch, seed=seed, augment=not no_augment, qat=True)
-    config.check()
-    return config
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(edgeopt.__version__, prog_name="edgeopt")
 def cli():
@@ -146,18 +117,23 @@ def cli():
 @json_option
 def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps, profile, calib,
           eval_data, max_drop, input_shape, module, trust_pickle, preprocess, pixel_input, edgetpu_compiler,
-          require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, qat, train_data, train_steps,
-          train_time, train_batch, seed, no_augment, out, name, quiet, json_output):
+          require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, qat, prune, prune_scope,
+          prune_exclude, no_fine_tune, train_data, train_steps, train_time, train_batch, seed, no_augment, out, name,
+          quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
     from edgeopt.quant.layers import worst
-    from edgeopt.report import (edgetpu_fix_lines, fidelity_table, layers_table, passes_table, stages_table,
+    from edgeopt.report import (compression_table, edgetpu_fix_lines, fidelity_table, layers_table, passes_table,
+                                stages_table,
                                 training_line, transposes_lines)
 
     if not model:
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
     preprocess_items = preprocess if isinstance(preprocess, dict) else dict(_key_value(p) for p in preprocess)
+    compression = compression_requests(prune, prune_scope, prune_exclude)
+    training, fine_tuning = training_configs(qat, bool(compression), no_fine_tune, train_data, train_steps, train_time,
+                                             train_batch, seed, no_augment)
     request = BuildRequest(
         model=Path(model), target=target, quant=quant, io_dtype=io_dtype, calibration_method=calibration_method,
         bias_correction=bias_correction, rounding=rounding, rounding_steps=rounding_steps, profile=profile, calib=calib,
@@ -165,17 +141,19 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
         trust_pickle=trust_pickle, preprocess=preprocess_items, pixel_input=pixel_input, out=Path(out), name=name,
         edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout,
                                  edgetpu_fix),
-        training=_training(qat, train_data, train_steps, train_time, train_batch, seed, no_augment),
-        train_data=train_data,
+        training=training, train_data=train_data, compression=compression, fine_tuning=fine_tuning,
     )
     result = run_build(request, Progress(quiet=quiet or json_output))
     if json_output:
         _print_json({"ok": True, "bundle": str(result.bundle.directory), "tarball": str(result.bundle.tarball),
-                     "tarball_sha256": result.bundle.sha256, "manifest": result.manifest, "stages": result.stages})
+                     "tarball_sha256": result.bundle.sha256, "manifest": result.manifest, "stages": result.stages,
+                     "compression": result.compression})
         return
     from edgeopt.profiles import render
 
     screen.print(passes_table(result.manifest["passes"]))
+    if result.compression:
+        screen.print(compression_table(result.compression))
     screen.print(fidelity_table(result.manifest["fidelity"]))
     if result.manifest["fidelity"].get("layers"):
         screen.print(layers_table(worst(result.manifest["fidelity"]["layers"]), "int8: where the error grows most "

@@ -14,7 +14,7 @@ TOP_NODES = 10
 def _count(n: int) -> str:
     for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if n >= size:
-            return f"{n / size:.2f} {unit}"
+            return f"{n / size:.2f}{unit}"
     return str(n)
 
 
@@ -89,6 +89,20 @@ def passes_table(reports: list[dict]) -> Table:
     for r in reports:
         table.add_row(r["name"], str(len(r["changes"])), f"{r['params_before']:,} → {r['params_after']:,}",
                       f"{r['macs_before']:,} → {r['macs_after']:,}")
+    return table
+
+
+def compression_table(rows: list[dict]) -> Table:
+    """What each compression step cost and gained, against the original model (the last row:
+    the target artefact). Bytes of IR rows are its float ONNX."""
+    table = Table(title="compression, step by step (fidelity vs the original model)", title_justify="left")
+    for column in ("step", "params", "non-zero", "MACs", "bytes", "gzipped", "latency", "top-1", "SQNR", "accuracy"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    percent = lambda v: "" if v is None else f"{v:.1%}"  # noqa: E731
+    for row in rows:
+        table.add_row(row["step"], _count(row["params"]), _count(row["nonzero_params"]), _count(row["macs"]), format_bytes(row["bytes"]),
+                      format_bytes(row["gzip_bytes"]), f"{row['latency_ms']:.2f} ms", percent(row["top1_agreement"]),
+                      "exact" if row["sqnr_db"] is None else f"{row['sqnr_db']:.1f} dB", percent(row["label_accuracy"]))
     return table
 
 

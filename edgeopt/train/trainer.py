@@ -24,6 +24,7 @@ from edgeopt.train.config import DEFAULT_EPOCHS, DEFAULT_SECONDS, TrainConfig, T
 from edgeopt.train.data import batches
 from edgeopt.train.loss import distillation_loss
 from edgeopt.train.qat import Int8Weights, range_variables
+from edgeopt.train.sparsity import KernelMasks
 
 PROGRESS_EVERY_S = 10.0
 ADAM = (0.9, 0.999, 1e-8)  # beta1, beta2, epsilon
@@ -67,10 +68,12 @@ class _Adam:
 
 
 def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], data: Dataset, config: TrainConfig,
-          note: Callable[[str], None] = lambda text: None) -> TrainReport:
+          note: Callable[[str], None] = lambda text: None, masks: KernelMasks | None = None) -> TrainReport:
     """Train `lowered` in place (see the module docstring); with `config.qat` its kernels end on
-    their int8 grid and its activation ranges learned."""
+    their int8 grid and its activation ranges learned. Kernels' zeros stay zero; `masks` may
+    also prune kernels gradually."""
     config.check()
+    masks = masks if masks is not None else KernelMasks(lowered)
     images = {p.name for p in lowered.inputs if p.layout == "NHWC" and np.dtype(p.dtype).kind == "f"}
     int8 = Int8Weights(lowered) if config.qat else None
     shadow_of = int8.shadow_of() if int8 else {}
@@ -80,7 +83,7 @@ def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], da
     weights_adam = _Adam([shadow_of.get(v.ref(), v) for v in trainable], config.learning_rate, magnitudes)
     widths = [float(hi.numpy() - lo.numpy()) or 1.0 for lo, hi in lowered.ranges.values()] if config.qat else []
     ranges_adam = _Adam(ranges, config.range_learning_rate, [w for w in widths for _ in range(2)])
-    step = _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8)
+    step = _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8, masks, shadow_of)
 
     planned = config.steps or math.ceil(DEFAULT_EPOCHS * data.size / config.batch)
     budget = config.seconds or DEFAULT_SECONDS
@@ -90,6 +93,7 @@ def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], da
         progress = max(done / planned, elapsed / budget)
         if progress >= 1.0:
             break
+        masks.update(progress)
         schedule = 0.5 * (1 + math.cos(math.pi * progress))
         weights_adam.rate.assign(weights_adam.base * schedule)
         ranges_adam.rate.assign(ranges_adam.base * schedule)
@@ -111,10 +115,10 @@ def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], da
                        loss_last=float(np.mean(losses[-10:])) if losses else float("nan"))
 
 
-def _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8):
+def _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8, masks, shadow_of):
     """One training step as a tf.function: forward per sample under vectorized_map, the
-    distillation loss, Adam on weights (kernels' shadows under --qat) and ranges, kernels
-    back onto their grid."""
+    distillation loss, Adam on weights (kernels' shadows under --qat) and ranges, pruned
+    elements back to zero, kernels back onto their grid."""
     names = [p.name for p in lowered.inputs]
 
     def one_sample(xs):
@@ -129,6 +133,7 @@ def _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8):
         gradients = tape.gradient(loss, trainable + ranges)
         weights_adam.apply(gradients[:len(trainable)])
         ranges_adam.apply(gradients[len(trainable):])
+        masks.hold(shadow_of)
         if int8:
             int8.snap()
         return loss

@@ -1,0 +1,70 @@
+"""`edgeopt build`'s flags for training and compression: quantisation-aware training (--qat),
+the compression passes (--prune ...), and the fine-tuning both share (--train-*)."""
+
+from __future__ import annotations
+
+import click
+
+from edgeopt.errors import UsageError
+
+FINE_TUNE_RATE = 1e-3  # compression fine-tuning: a share of each weight's mean magnitude per step, 10x QAT's
+
+
+def training_options(command):
+    """--qat, the compression passes, and the --train-* flags of their training."""
+    for option in reversed((
+        click.option("--qat", is_flag=True, help="int8 (tflite, coral): quantisation-aware training, distilled from "
+                     "the float model on --train-data or --calib (no labels needed; labels y add cross-entropy)."),
+        click.option("--prune", type=float, metavar="S", help="Unstructured magnitude pruning: share S (0..1) of each "
+                     "layer's weights set to zero, then fine-tuned; the zeros shrink the gzipped bundle."),
+        click.option("--prune-scope", type=click.Choice(["layer", "global"]), default="layer", show_default=True,
+                     help="--prune: S per layer, or S of all pruned weights ranked together (by magnitude / layer RMS)."),
+        click.option("--prune-exclude", metavar="NODES", help="--prune: comma-separated layer names kept dense "
+                     "(default: the first and the last layer; 'none': prune them too)."),
+        click.option("--no-fine-tune", is_flag=True, help="Compression without fine-tuning afterwards."),
+        click.option("--train-data", metavar="DATA", help="--qat and fine-tuning: training samples (.npz or an image "
+                     "folder; default: --calib). Never the --eval data."),
+        click.option("--train-steps", type=int, metavar="N", help="Training: at most N steps per run (default: 10 "
+                     "passes over the data)."),
+        click.option("--train-time", type=float, metavar="S", help="Training: at most S seconds per run (default 300)."),
+        click.option("--train-batch", type=int, default=16, show_default=True, metavar="B", help="Training batch size."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Training: seed of batch order and "
+                     "augmentation."),
+        click.option("--no-augment", is_flag=True, help="Training: no image flips and crops."),
+    )):
+        command = option(command)
+    return command
+
+
+def compression_requests(prune, prune_scope, prune_exclude) -> list[tuple[str, dict]]:
+    """The compression passes the flags ask for, as (pass name, options)."""
+    requests = []
+    if prune is not None:
+        exclude = None if prune_exclude is None else [n.strip() for n in prune_exclude.split(",")
+                                                      if n.strip() and n.strip().lower() != "none"]
+        requests.append(("prune", {"sparsity": prune, "scope": prune_scope, "exclude": exclude}))
+    elif prune_exclude is not None:
+        raise UsageError("--prune-exclude is for --prune", hint="Add --prune S, or drop --prune-exclude.")
+    return requests
+
+
+def training_configs(qat: bool, compressing: bool, no_fine_tune: bool, train_data, steps, seconds, batch, seed,
+                     no_augment):
+    """(--qat's TrainConfig or None, compression fine-tuning's TrainConfig or None)."""
+    from edgeopt.train import TrainConfig
+
+    if no_fine_tune and not compressing:
+        raise UsageError("--no-fine-tune is for the compression passes", hint="Add --prune, or drop --no-fine-tune.")
+    fine_tunes = compressing and not no_fine_tune
+    if not (qat or fine_tunes):
+        if train_data or steps is not None or seconds is not None or no_augment:
+            raise UsageError("--train-* and --no-augment are for --qat and compression fine-tuning",
+                             hint="Add --qat (int8 builds) or a compression pass such as --prune.")
+        return None, None
+    common = {"steps": steps, "seconds": seconds, "batch": batch, "seed": seed, "augment": not no_augment}
+    configs = (TrainConfig(**common, qat=True) if qat else None,
+               TrainConfig(**common, learning_rate=FINE_TUNE_RATE) if fine_tunes else None)
+    for config in configs:
+        if config is not None:
+            config.check()
+    return configs

@@ -1,0 +1,125 @@
+"""The compression stage of a build: each requested pass, then fine-tuning by distillation
+from the model as it was before compression, then one row of the per-pass table.
+
+Rows measure the IR itself (its float ONNX serialisation and onnxruntime on one thread), so
+every step is comparable whatever the target; the build adds the target artefact's row.
+Latency goes to the build report only: the manifest stays byte-reproducible.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+from edgeopt import verify
+from edgeopt.data import Dataset
+from edgeopt.ir import infer_shapes, ort_session, to_bytes, unshare_initializers
+from edgeopt.ir.analysis import analyze
+from edgeopt.compress._pass import CompressionPass
+from edgeopt.passes.base import PassReport
+from edgeopt.train.config import TrainConfig
+
+LATENCY_RUNS = 20
+
+
+@dataclass
+class Row:
+    step: str  # "source", a pass with its option, or the target artefact
+    params: int
+    nonzero_params: int  # what pruning leaves
+    macs: int
+    bytes: int  # float ONNX of the IR; the last row: the target artefact
+    gzip_bytes: int
+    top1_agreement: float | None  # against the source model, on the evaluation data
+    sqnr_db: float | None
+    label_accuracy: float | None
+    latency_ms: float | None = None  # median, batch 1, one thread: in the build report, not the manifest
+    fine_tuning: dict | None = None
+
+    def to_json(self, latency: bool = True) -> dict:
+        data = asdict(self)
+        return data if latency else {k: v for k, v in data.items() if k != "latency_ms"}
+
+
+def gzip_size(data: bytes) -> int:
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def nonzero_params(model: ir.Model) -> int:
+    return sum(int(np.count_nonzero(v.const_value.numpy())) for v in model.graph.initializers.values()
+               if v.const_value is not None)
+
+
+def host_latency_ms(run: Callable[[dict], list], feed: dict, runs: int = LATENCY_RUNS) -> float:
+    run(feed)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run(feed)
+        times.append(time.perf_counter() - start)
+    return round(float(np.median(times)) * 1000, 3)
+
+
+def measure_row(step: str, data: bytes, model: ir.Model, run, fidelity: verify.Fidelity, feed: dict,
+                fine_tuning: dict | None = None) -> Row:
+    """A row for the model `data` holds (`model`: its IR, for params and MACs), run by `run`."""
+    analysis = analyze(model)
+    return Row(step, analysis.params, nonzero_params(model), analysis.macs, len(data), gzip_size(data), fidelity.top1_agreement,
+               round(fidelity.sqnr_db, 2) if np.isfinite(fidelity.sqnr_db) else None, fidelity.artefact_accuracy,
+               host_latency_ms(run, feed), fine_tuning)
+
+
+def _ir_row(step: str, model: ir.Model, reference, evaluation: Dataset, batch: int, fine_tuning=None) -> Row:
+    data = to_bytes(model)
+    session = ort_session(data)
+    names = [o.name for o in session.get_outputs()]
+    run = lambda feed: session.run(names, feed)  # noqa: E731
+    fidelity = verify.measure(reference, run, evaluation, batch)
+    return measure_row(step, data, model, run, fidelity, next(evaluation.batches(batch)), fine_tuning)
+
+
+def fine_tune(model: ir.Model, teacher, data: Dataset, config: TrainConfig, note, targets=None, scope="layer") -> dict:
+    """Train the float IR (its TF lowering) towards `teacher` and write the weights back."""
+    from edgeopt.lower import lower
+    from edgeopt.train.sparsity import KernelMasks
+    from edgeopt.train.trainer import train
+    from edgeopt.train.writeback import write_back
+
+    lowered = lower(model, False)
+    report = train(lowered, teacher, data, config, note, KernelMasks(lowered, targets, scope))
+    written = write_back(model, lowered)
+    return {**report.to_json(), "written_back": len(written.constants), "not_written_back": written.skipped}
+
+
+def compress(model: ir.Model, chosen: list[CompressionPass], reference, evaluation: Dataset, batch: int,
+             training: TrainConfig | None, data: Dataset | None, note=lambda text: None
+             ) -> tuple[ir.Model, list[PassReport], list[Row]]:
+    """Run `chosen` in order on `model`, each followed by fine-tuning when `training` is given."""
+    from edgeopt.train.trainer import onnx_teacher
+
+    teacher = onnx_teacher(model) if training is not None else None  # the model before compression
+    if training is not None:
+        unshare_initializers(model)  # each layer fine-tunes its own copy of a shared constant
+    rows, reports = [_ir_row("source", model, reference, evaluation, batch)], []
+    for p in chosen:
+        before = analyze(model)
+        note(p.label)
+        targets = p.sparsity_targets(model)
+        tuned = None
+        if training is not None and targets:  # pruned gradually while fine-tuning, then confirmed
+            tuned = fine_tune(model, teacher, data, training, note, targets, p.scope)
+        changes = p.apply(model)
+        model = infer_shapes(model)
+        if training is not None and not targets and changes:
+            tuned = fine_tune(model, teacher, data, training, note)
+        after = analyze(model)
+        if not changes:
+            note(f"{p.name}: found nothing to act on; the model is unchanged")
+        reports.append(PassReport(p.name, vars(p.config), changes, before.params, after.params, before.macs, after.macs))
+        rows.append(_ir_row(p.label, model, reference, evaluation, batch, tuned))
+    return model, reports, rows

@@ -1,0 +1,82 @@
+"""prune: magnitude pruning to an exact share of zeros per layer (or of all layers), the
+first and last layers kept by default, 0% exact, bad options clear errors; the gradual
+schedule is TFMOT's PolynomialDecay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeopt.compress._layers import weight_layers
+from edgeopt.errors import UsageError
+from edgeopt.passes import make_pass
+
+
+def zeros_by_layer(model) -> dict[str, float]:
+    return {layer.name: float(np.mean(layer.weight == 0)) for layer in weight_layers(model)}
+
+
+def test_zero_sparsity_changes_nothing(conv_net, outputs):
+    model = conv_net()
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    before = outputs(model, x)
+    assert make_pass("prune", {"sparsity": 0.0}).apply(model) == []
+    np.testing.assert_array_equal(outputs(model, x), before)
+
+
+def test_each_chosen_layer_gets_the_share_and_the_first_and_last_stay_dense(conv_net):
+    model = conv_net()
+    changes = make_pass("prune", {"sparsity": 0.5}).apply(model)
+    assert zeros_by_layer(model) == {"first": 0.0, "middle": 0.5, "classifier": 0.0}
+    assert changes == ["Conv 'middle': 50.0% of its 1152 weights zero"]
+
+
+def test_the_smallest_weights_go(conv_net):
+    model = conv_net()
+    dense = {layer.name: layer.weight for layer in weight_layers(model)}["middle"]
+    make_pass("prune", {"sparsity": 0.25, "exclude": []}).apply(model)
+    pruned = {layer.name: layer.weight for layer in weight_layers(model)}["middle"]
+    kept, dropped = np.abs(dense[pruned != 0]), np.abs(dense[pruned == 0])
+    assert dropped.max() <= kept.min() and np.array_equal(pruned[pruned != 0], dense[pruned != 0])
+
+
+def test_global_scope_ranks_layers_by_their_own_scale(conv_net):
+    """The middle conv's weights are 50x smaller; raw magnitudes would empty it, RMS-scaled ones do not."""
+    model = conv_net()
+    make_pass("prune", {"sparsity": 0.5, "scope": "global", "exclude": []}).apply(model)
+    zeros = zeros_by_layer(model)
+    sizes = {layer.name: layer.weight.size for layer in weight_layers(model)}
+    total = sum(zeros[n] * sizes[n] for n in sizes) / sum(sizes.values())
+    assert total == pytest.approx(0.5, abs=1e-3)
+    assert all(0.2 < share < 0.8 for share in zeros.values()), zeros
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"sparsity": 1.0}, "--prune 1.0: give a share in [0, 1)"),
+    ({"sparsity": -0.1}, "--prune -0.1: give a share in [0, 1)"),
+    ({"scope": "tensor"}, "--prune-scope tensor: unknown"),
+])
+def test_bad_options_are_usage_errors(params, fragment):
+    with pytest.raises(UsageError) as error:
+        make_pass("prune", params)
+    assert fragment in error.value.message and error.value.exit_code == 2
+
+
+def test_an_unknown_excluded_layer_is_named(conv_net):
+    with pytest.raises(UsageError) as error:
+        make_pass("prune", {"exclude": ["midle"]}).apply(conv_net())
+    assert "named midle" in error.value.message and "middle" in error.value.hint
+
+
+def test_schedule_is_tfmot_polynomial_decay():
+    """Ours runs on training progress (0..1); TFMOT's on steps: the same curve at step = progress x 1000."""
+    tfmot = pytest.importorskip("tensorflow_model_optimization")
+    from edgeopt.train.sparsity import SCHEDULE_END, SCHEDULE_FREQUENCY, polynomial_sparsity
+
+    steps = 1000
+    theirs = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.6, begin_step=0, end_step=int(SCHEDULE_END * steps),
+                                                  power=3, frequency=int(SCHEDULE_FREQUENCY * steps))
+    for step in (0, 50, 120, 350, 650, 700, 900):
+        should, sparsity = theirs(step)
+        if bool(should):
+            assert polynomial_sparsity(step / steps, 0.6) == pytest.approx(float(sparsity), abs=1e-6), step

@@ -1,0 +1,74 @@
+"""The compression stage in a build: pruning's zeros survive fine-tuning, --qat and int8
+conversion into the .tflite; the per-pass table; bad flags are clear errors with no output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeopt.build import BuildRequest, build
+from edgeopt.cli import main
+from edgeopt.progress import Progress
+from edgeopt.train import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def pruned_qat(digits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pruned")
+    return build(BuildRequest(digits["model"], target="tflite", quant="int8", calib=str(digits["calib"]),
+                              eval=str(digits["eval"]), out=out, compression=[("prune", {"sparsity": 0.5})],
+                              fine_tuning=TrainConfig(steps=30, learning_rate=1e-3),
+                              training=TrainConfig(steps=20, qat=True)), Progress(quiet=True))
+
+
+def test_pruned_zeros_survive_qat_into_the_int8_tflite(pruned_qat):
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=pruned_qat.artefact.files["model.tflite"])
+    interpreter.allocate_tensors()
+    kernels = {tuple(d["shape"]): interpreter.get_tensor(d["index"]) for d in interpreter.get_tensor_details()
+               if d["dtype"] == np.int8 and len(d["shape"]) == 4 and d["quantization_parameters"]["scales"].size > 1}
+    zeros = sorted((float(np.mean(k == 0)), k.size) for k in kernels.values())
+    # the digits CNN's three convs (OHWI): the first (144 weights) kept dense, the other two pruned by half
+    assert [size for _, size in zeros] == [144, 4608, 9216]
+    assert zeros[0][0] < 0.2 and zeros[1][0] >= 0.5 and zeros[2][0] >= 0.5
+
+
+def test_the_table_has_a_row_per_step(pruned_qat):
+    rows = pruned_qat.manifest["compression"]
+    assert [r["step"] for r in rows] == ["source", "--prune 0.5", "tflite int8"]
+    source, pruned, artefact = rows
+    assert pruned["fine_tuning"]["steps"] == 30 and pruned["fine_tuning"]["not_written_back"] == []
+    assert pruned["nonzero_params"] == source["nonzero_params"] - (4608 + 9216) // 2  # the two middle convs
+    assert pruned["gzip_bytes"] < 0.8 * source["gzip_bytes"]
+    assert artefact["label_accuracy"] >= source["label_accuracy"] - 0.03
+    assert "latency_ms" not in source  # the manifest is byte-reproducible; the report has it
+    assert all(r["latency_ms"] > 0 for r in pruned_qat.compression)
+    assert pruned_qat.manifest["artefact"]["training"]["qat"]
+
+
+def test_without_fine_tuning_pruning_is_one_shot(digits, tmp_path):
+    result = build(BuildRequest(digits["model"], target="onnx", eval=str(digits["eval"]), out=tmp_path,
+                                compression=[("prune", {"sparsity": 0.3, "exclude": []})]), Progress(quiet=True))
+    rows = result.manifest["compression"]
+    assert [r["fine_tuning"] for r in rows] == [None, None, None]
+    prune = next(p for p in result.manifest["passes"] if p["name"] == "prune")
+    assert prune["changes"] == [  # round(0.3 x 144) = 43 zeros: 29.9%
+        "Conv 'node_Conv_24': 29.9% of its 144 weights zero", "Conv 'node_Conv_25': 30.0% of its 4608 weights zero",
+        "Conv 'node_Conv_26': 30.0% of its 9216 weights zero", "Gemm 'node_linear': 30.0% of its 5120 weights zero"]
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--prune", "0.5"], "fine-tunes the compressed model, on data it has none of"),
+    (["--prune", "1.5", "--no-fine-tune"], "--prune 1.5: give a share in [0, 1)"),
+    (["--no-fine-tune"], "--no-fine-tune is for the compression passes"),
+    (["--prune-exclude", "fc"], "--prune-exclude is for --prune"),
+    (["--train-steps", "5"], "--train-* and --no-augment are for --qat and compression fine-tuning"),
+    (["--prune", "0.5", "--no-fine-tune", "--prune-exclude", "nope"], "no Conv/Gemm/MatMul layer with a constant "
+                                                                      "weight is named nope"),
+], ids=["no-data", "ratio", "no-fine-tune-alone", "exclude-alone", "train-steps-alone", "unknown-layer"])
+def test_bad_compression_flags_are_usage_errors(capsys, tmp_path, digits, flags, fragment):
+    with pytest.raises(SystemExit) as done:
+        main(["build", str(digits["model"]), "--eval", str(digits["eval"]), "--out", str(tmp_path), *flags])
+    assert done.value.code == 2 and fragment in " ".join(capsys.readouterr().err.split())
+    assert not any(tmp_path.iterdir())
