@@ -21,6 +21,12 @@ def training_options(command):
                      help="--prune: S per layer, or S of all pruned weights ranked together (by magnitude / layer RMS)."),
         click.option("--prune-exclude", metavar="NODES", help="--prune: comma-separated layer names kept dense "
                      "(default: the first and the last layer; 'none': prune them too)."),
+        click.option("--lowrank", type=float, metavar="E", help="Low-rank factorisation keeping share E (0..1] of "
+                     "each layer's singular-value energy: SVD for Gemm/MatMul/1x1, Tucker-2 or k x 1 + 1 x k for "
+                     "k x k convs; only where MACs drop. Then fine-tuned."),
+        click.option("--lowrank-rank", type=int, metavar="R", help="--lowrank with one rank R for every layer."),
+        click.option("--depthwise", is_flag=True, help="Standard k x k convs become depthwise + pointwise "
+                     "(best rank-1 start per input channel), then fine-tuned."),
         click.option("--no-fine-tune", is_flag=True, help="Compression without fine-tuning afterwards."),
         click.option("--train-data", metavar="DATA", help="--qat and fine-tuning: training samples (.npz or an image "
                      "folder; default: --calib). Never the --eval data."),
@@ -36,9 +42,13 @@ def training_options(command):
     return command
 
 
-def compression_requests(prune, prune_scope, prune_exclude) -> list[tuple[str, dict]]:
+def compression_requests(prune, prune_scope, prune_exclude, lowrank, lowrank_rank, depthwise) -> list[tuple[str, dict]]:
     """The compression passes the flags ask for, as (pass name, options)."""
-    requests = []
+    requests = [("depthwise", {})] if depthwise else []
+    if lowrank is not None and lowrank_rank is not None:
+        raise UsageError("--lowrank and --lowrank-rank both choose the ranks", hint="Give one of them.")
+    if lowrank is not None or lowrank_rank is not None:
+        requests.append(("lowrank", {"energy": lowrank, "rank": lowrank_rank}))
     if prune is not None:
         exclude = None if prune_exclude is None else [n.strip() for n in prune_exclude.split(",")
                                                       if n.strip() and n.strip().lower() != "none"]

@@ -4,14 +4,14 @@ rewrites), each followed by fine-tuning from the uncompressed model, and the per
 Importing this package registers its passes beside the cleanup passes (edgeopt.passes).
 """
 
-from edgeopt.compress import prune  # noqa: F401  (registration)
+from edgeopt.compress import depthwise, lowrank, prune, prune_channels  # noqa: F401  (registration)
 from edgeopt.compress._pass import CompressionPass
 from edgeopt.compress.stage import Row, compress, measure_row
 from edgeopt.passes.base import make_pass
 
 # The order a build runs them in, whatever the order of the flags: rewrites that change the
 # structure first, then channel pruning, then zeros in what remains.
-ORDER = ["prune"]
+ORDER = ["depthwise", "lowrank", "prune-channels", "prune"]
 
 
 def make_passes(requested: list[tuple[str, dict]]) -> list[CompressionPass]:

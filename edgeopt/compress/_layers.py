@@ -9,7 +9,9 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeopt.errors import UsageError
-from edgeopt.passes._rewrite import add_initializer, constant_array, is_onnx_op, remove_unused_initializers
+from edgeopt.ir.analysis import MAC_RULES
+from edgeopt.passes._rewrite import (add_initializer, constant_array, is_onnx_op, remove_unused_initializers,
+                                     replace_value)
 
 WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
 
@@ -78,3 +80,47 @@ def check_ratio(flag: str, value: float, low_inclusive: bool = True) -> None:
     if not ((0 <= value if low_inclusive else 0 < value) and value < 1):
         interval = "[0, 1)" if low_inclusive else "(0, 1)"
         raise UsageError(f"{flag} {value}: give a share in {interval}", hint=f"e.g. {flag} 0.5")
+
+
+def conv_attributes(node: ir.Node) -> dict:
+    """A 2-D Conv's strides, pads, dilations (explicit; auto_pad SAME_* is resolved by the caller)."""
+    return {"strides": list(node.attributes.get_ints("strides", [1, 1])),
+            "pads": list(node.attributes.get_ints("pads", [0, 0, 0, 0])),
+            "dilations": list(node.attributes.get_ints("dilations", [1, 1]))}
+
+
+def explicit_pads(node: ir.Node) -> bool:
+    """Pads a rewrite can split between two convs: none of auto_pad's SAME_* forms."""
+    return node.attributes.get_string("auto_pad", "NOTSET") in ("NOTSET", "VALID")
+
+
+def replace_with_chain(layer: Layer, chain: list[tuple[str, np.ndarray, dict]]) -> None:
+    """Replace the layer by ops applied in turn to its input: (op, weight, attributes) each;
+    the last op takes the layer's bias (Conv's B, Gemm's C with its beta)."""
+    node, graph = layer.node, layer.node.graph
+    x, bias = node.inputs[0], node.inputs[2] if len(node.inputs) > 2 else None
+    made = []
+    for i, (op, weight, attributes) in enumerate(chain):
+        last = i == len(chain) - 1
+        inputs = [x, add_initializer(graph, weight.astype(layer.weight.dtype), f"{layer.name}.weight{i}")]
+        if last and bias is not None:
+            inputs.append(bias)
+        made.append(ir.node(op, inputs, attributes, name=f"{layer.name}.{i}"))
+        x = made[-1].outputs[0]
+    graph.insert_before(node, made)
+    replace_value(node.outputs[0], x, take_name=True)
+    weight = node.inputs[1]
+    graph.remove(node, safe=True)
+    remove_unused_initializers(graph, [weight])
+
+
+def layer_macs(layer: Layer) -> int | None:
+    return MAC_RULES[layer.node.op_type](layer.node)
+
+
+def spatial_size(value: ir.Value) -> int | None:
+    """H x W of a static NCHW tensor."""
+    shape = value.shape
+    if shape is None or not shape.is_static() or len(shape) != 4:
+        return None
+    return int(shape[2]) * int(shape[3])
