@@ -22,7 +22,8 @@ class TrainConfig:
     range_learning_rate: float = 1e-3  # activation ranges, --qat: a share of each range's width
 
     def check(self) -> None:
-        for flag, value in (("--train-steps", self.steps), ("--train-time", self.seconds), ("--train-batch", self.batch)):
+        for flag, value in (("--train-steps", self.steps), ("--train-time", self.seconds), ("--train-batch", self.batch),
+                            ("--train-rate", self.learning_rate)):
             if value is not None and value <= 0:
                 raise UsageError(f"{flag} {value}: give a number above 0")
 
