@@ -72,3 +72,16 @@ def test_bad_compression_flags_are_usage_errors(capsys, tmp_path, digits, flags,
         main(["build", str(digits["model"]), "--eval", str(digits["eval"]), "--out", str(tmp_path), *flags])
     assert done.value.code == 2 and fragment in " ".join(capsys.readouterr().err.split())
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("compression, params_below", [
+    ([("depthwise", {})], 0.5), ([("lowrank", {"energy": 0.7})], 0.8), ([("prune-channels", {"ratio": 0.5})], 0.5)],
+    ids=["depthwise", "lowrank", "prune-channels"])
+def test_every_rewrite_compiles_to_int8_and_matches_its_ir(digits, tmp_path, compression, params_below):
+    """Without fine-tuning: the rewritten IR lowers and converts; the int8 artefact tracks the IR row."""
+    result = build(BuildRequest(digits["model"], target="tflite", quant="int8", calib=str(digits["calib"]),
+                                eval=str(digits["eval"]), out=tmp_path, compression=compression), Progress(quiet=True))
+    source, rewritten, artefact = result.manifest["compression"]
+    assert rewritten["params"] < params_below * source["params"] and rewritten["macs"] < source["macs"]
+    assert artefact["params"] == rewritten["params"]
+    assert abs(artefact["top1_agreement"] - rewritten["top1_agreement"]) <= 0.05
