@@ -150,8 +150,11 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
         image = next(p for p in lowered.inputs if len(p.shape) == 4)
         ranges[image.key] = (0.0, 255.0)
         channels = image.shape[1]
-        info["pixel_input"] = {"centred_convs": centre_first_convs(
-            lowered, image.key, np.broadcast_to(np.asarray(options.pixel_mean, np.float64), (channels,)))}
+        # learned rounding fits the first conv's rounding to the real pixels itself, against the
+        # float layer: a bias moved here beforehand would move its target too
+        centred = [] if options.rounding == "learned" else centre_first_convs(
+            lowered, image.key, np.broadcast_to(np.asarray(options.pixel_mean, np.float64), (channels,)))
+        info["pixel_input"] = {"centred_convs": centred}
     info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
     corrections, learned = [], []
     fixes = ([rounding_fix(learned, options.rounding_steps, options.note)] if options.rounding == "learned" else []) + \
