@@ -32,11 +32,11 @@ def data(digits, tmp_path_factory):
     return paths
 
 
-def _build(digits, data, out: Path, quant: str, pixels: bool):
+def _build(digits, data, out: Path, quant: str, pixels: bool, **fields):
     which = 0 if pixels else 1
     return build(BuildRequest(digits["model"], target="tflite", quant=quant, calib=str(data["calib"][which]),
                               eval=str(data["eval"][which]), out=out, pixel_input=pixels,
-                              preprocess=PREPROCESS if pixels else {}), Progress(quiet=True))
+                              preprocess=PREPROCESS if pixels else {}, **fields), Progress(quiet=True))
 
 
 def test_float_pixels_in_are_exact(digits, data, tmp_path):
@@ -54,6 +54,15 @@ def test_int8_pixels_in_are_the_input_grid_and_as_faithful_as_normalised_inputs(
     assert pixels.manifest["artefact"]["pixel_input"]["centred_convs"]  # its rounding centred on the mean pixel
     assert pixels.fidelity.sqnr_db > normalised.fidelity.sqnr_db - 1.0
     assert pixels.fidelity.artefact_accuracy >= normalised.fidelity.artefact_accuracy - 0.01
+
+
+def test_learned_rounding_fits_the_pixels_itself(digits, data, tmp_path):
+    """No bias centred beforehand: it would move the float target learned rounding fits to."""
+    pixels = _build(digits, data, tmp_path / "pixels", "int8", pixels=True, rounding="learned", rounding_steps=40)
+    normalised = _build(digits, data, tmp_path / "normalised", "int8", pixels=False, rounding="learned",
+                        rounding_steps=40)
+    assert pixels.manifest["artefact"]["pixel_input"]["centred_convs"] == []
+    assert pixels.fidelity.sqnr_db > normalised.fidelity.sqnr_db - 1.0
 
 
 @pytest.mark.parametrize("preprocess, code, fragment", [

@@ -85,3 +85,14 @@ def test_every_rewrite_compiles_to_int8_and_matches_its_ir(digits, tmp_path, com
     assert rewritten["params"] < params_below * source["params"] and rewritten["macs"] < source["macs"]
     assert artefact["params"] == rewritten["params"]
     assert abs(artefact["top1_agreement"] - rewritten["top1_agreement"]) <= 0.05
+
+
+def test_a_pass_with_nothing_to_act_on_says_so_and_the_build_goes_on(capsys, tmp_path, digits):
+    """Full-rank factors would add MACs on every layer: lowrank leaves the model as it is."""
+    with pytest.raises(SystemExit) as done:
+        main(["build", str(digits["model"]), "--eval", str(digits["eval"]), "--out", str(tmp_path), "--lowrank", "1.0",
+              "--no-fine-tune"])
+    assert done.value.code == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "lowrank: found nothing to act on; the model is unchanged" in said
+    assert any(tmp_path.glob("*.tar.gz"))
