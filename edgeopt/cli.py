@@ -118,8 +118,8 @@ def cli():
 def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps, profile, calib,
           eval_data, max_drop, input_shape, module, trust_pickle, preprocess, pixel_input, edgetpu_compiler,
           require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, qat, prune, prune_scope,
-          prune_exclude, prune_channels, lowrank, lowrank_rank, depthwise, no_fine_tune, train_data, train_steps,
-          train_time, train_rate, train_batch, seed, no_augment, out, name, quiet, json_output):
+          prune_exclude, prune_channels, prune_allocation, lowrank, lowrank_rank, depthwise, no_fine_tune, train_data,
+          train_steps, train_time, train_rate, train_batch, seed, no_augment, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
@@ -131,8 +131,8 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
     if not model:
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
     preprocess_items = preprocess if isinstance(preprocess, dict) else dict(_key_value(p) for p in preprocess)
-    compression = compression_requests(prune, prune_scope, prune_exclude, prune_channels, lowrank,
-                                       lowrank_rank, depthwise)
+    compression = compression_requests(prune, prune_scope, prune_exclude, prune_channels, prune_allocation,
+                                       lowrank, lowrank_rank, depthwise)
     training, fine_tuning = training_configs(qat, bool(compression), no_fine_tune, train_data, train_steps, train_time,
                                              train_rate, train_batch, seed, no_augment)
     request = BuildRequest(

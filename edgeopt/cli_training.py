@@ -25,6 +25,9 @@ def training_options(command):
         click.option("--prune-channels", type=float, metavar="R", help="Structured pruning: share R (0..1) of the "
                      "output channels of Conv/Gemm layers removed, with every consumer rewritten (residual and concat "
                      "channels pruned together), then fine-tuned: fewer MACs on every target."),
+        click.option("--prune-allocation", type=click.Choice(["uniform", "sensitivity"]), default="uniform",
+                     show_default=True, help="--prune-channels: R in every group of tied layers, or per group as "
+                     "measured on calibration data (the MACs of R everywhere, saved where the outputs suffer least)."),
         click.option("--lowrank", type=float, metavar="E", help="Low-rank factorisation keeping share E (0..1] of "
                      "each layer's singular-value energy: SVD for Gemm/MatMul/1x1, Tucker-2 or k x 1 + 1 x k for "
                      "k x k convs; only where MACs drop. Then fine-tuned."),
@@ -48,12 +51,12 @@ def training_options(command):
     return command
 
 
-def compression_requests(prune, prune_scope, prune_exclude, prune_channels, lowrank, lowrank_rank,
+def compression_requests(prune, prune_scope, prune_exclude, prune_channels, prune_allocation, lowrank, lowrank_rank,
                          depthwise) -> list[tuple[str, dict]]:
     """The compression passes the flags ask for, as (pass name, options)."""
     requests = [("depthwise", {})] if depthwise else []
     if prune_channels is not None:
-        requests.append(("prune-channels", {"ratio": prune_channels}))
+        requests.append(("prune-channels", {"ratio": prune_channels, "allocation": prune_allocation}))
     if lowrank is not None and lowrank_rank is not None:
         raise UsageError("--lowrank and --lowrank-rank both choose the ranks", hint="Give one of them.")
     if lowrank is not None or lowrank_rank is not None:

@@ -17,6 +17,9 @@ class CompressionPass(Pass):
         """The step as the per-pass table names it (its flag and value)."""
         return self.name
 
+    def calibrate(self, feeds: list[dict]) -> None:
+        """A few samples (ONNX-layout feeds), for a pass that measures before it rewrites."""
+
     def sparsity_targets(self, model: ir.Model) -> dict[str, float]:
         """Per layer (ONNX node name), the sparsity to reach gradually during fine-tuning
         before `apply`; empty: fine-tune after `apply`."""

@@ -12,6 +12,7 @@ group of layers whose channels are tied, `ratio` of the sets go, the least impor
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from edgeopt.passes._rewrite import add_initializer, constant_array, remove_unus
 from edgeopt.passes.base import PassConfig, register
 
 NORMS = {"l2": 2, "l1": 1}
+ALLOCATIONS = ("uniform", "sensitivity")
 PER_CHANNEL_PARAMS = {"BatchNormalization", "InstanceNormalization", "PRelu"}
 
 
@@ -34,9 +36,12 @@ class PruneChannelsConfig(PassConfig):
     ratio: float = 0.3  # share of each group's channels removed
     importance: str = "l2"  # "l2" | "l1" norm of each channel's weights
     exclude: list[str] | None = None  # layers whose output channels all stay
+    allocation: str = "uniform"  # "uniform": `ratio` everywhere; "sensitivity": per group, as measured
 
     def __post_init__(self):
         check_ratio("--prune-channels", self.ratio, low_inclusive=False)
+        if self.allocation not in ALLOCATIONS:
+            raise UsageError(f"--prune-allocation {self.allocation}: unknown", hint=f"Choose one of: {', '.join(ALLOCATIONS)}")
         if self.importance not in NORMS:
             raise UsageError(f"--prune-importance {self.importance}: unknown", hint=f"Choose one of: {', '.join(NORMS)}")
 
@@ -52,33 +57,77 @@ def _importance(graph: ChannelGraph, norm: int) -> np.ndarray:
     return scores
 
 
-def choose(graph: ChannelGraph, ratio: float, norm: int) -> set[int]:
-    """The union-find roots to prune: `ratio` of every group of tied layers' channel sets."""
-    scores, blocked = _importance(graph, norm), graph.blocked_roots()
+def tied_groups(graph: ChannelGraph) -> dict[str, list[int]]:
+    """The prunable channel sets (union-find roots) of each group of layers whose channels are
+    tied, keyed by the name of the group's first layer."""
     members: dict[int, list[int]] = defaultdict(list)
     for i in range(len(graph.parent)):
         members[graph.find(i)].append(i)
-    layers = list(range(len(graph.producers)))  # union-find over layers sharing a set
+    layers = list(range(len(graph.producers)))  # union-find over the layers sharing a set
 
     def layer_root(i: int) -> int:
         while layers[i] != i:
             i = layers[i]
         return i
     for ids in members.values():
-        owners = [graph.owner[i] for i in ids if graph.owner[i] >= 0]
+        owners = sorted(graph.owner[i] for i in ids if graph.owner[i] >= 0)
         for other in owners[1:]:
-            layers[layer_root(other)] = layer_root(owners[0])
-    groups: dict[int, list[int]] = defaultdict(list)
+            a, b = sorted((layer_root(other), layer_root(owners[0])))
+            layers[b] = a
+    groups: dict[str, list[int]] = defaultdict(list)
+    blocked = graph.blocked_roots()
     for root, ids in members.items():
         owners = [graph.owner[i] for i in ids if graph.owner[i] >= 0]
         if owners and root not in blocked:
-            groups[layer_root(owners[0])].append(root)
+            groups[graph.producers[layer_root(owners[0])].name].append(root)
+    return dict(groups)
+
+
+def choose(graph: ChannelGraph, ratios: Callable[[str], float], norm: int) -> set[int]:
+    """The union-find roots to prune: in every tied group, its ratio of the sets, least
+    important first (never all of them)."""
+    scores = _importance(graph, norm)
+    members: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(graph.parent)):
+        members[graph.find(i)].append(i)
     pruned = set()
-    for roots in groups.values():
-        count = min(int(ratio * len(roots)), len(roots) - 1)
+    for key, roots in tied_groups(graph).items():
+        count = min(int(ratios(key) * len(roots)), len(roots) - 1)
         ranked = sorted(roots, key=lambda r: (np.mean(scores[members[r]]), r))
         pruned.update(ranked[:count])
     return pruned
+
+
+def prune_channels(model: ir.Model, ratios: Callable[[str], float], norm: int, exclude: list[str]) -> list[str]:
+    """Remove the chosen channels from `model` in place; one line per layer that lost some."""
+    graph = channel_graph(model)
+    names = {node.name for node in graph.producers}
+    unknown = [n for n in exclude if n not in names]
+    if unknown:
+        raise UsageError(f"--prune-channels-exclude: no prunable layer is named {', '.join(unknown)}",
+                         hint=f"Prunable layers: {', '.join(sorted(names)[:8])}{', ...' if len(names) > 8 else ''}")
+    for index, node in enumerate(graph.producers):
+        if node.name in exclude:
+            graph.block(np.array([i for i, owner in enumerate(graph.owner) if owner == index]))
+    pruned = choose(graph, ratios, norm)
+    if not pruned:
+        return []
+    keep = {name: np.array([graph.find(int(i)) not in pruned for i in ids]) for name, ids in graph.maps.items()}
+    before = {node.name: shape_of(node.outputs[0])[1] for node in graph.producers}
+    for node in list(model.graph):
+        keep_in = keep.get(node.inputs[0].name) if node.inputs and node.inputs[0] is not None else None
+        keep_out = keep.get(node.outputs[0].name) if node.outputs else None
+        _rewrite(node, keep_in, keep_out)
+    for node in model.graph:  # stale shapes; the pass manager infers them again
+        for value in node.outputs:
+            if not value.is_graph_output():
+                value.shape = None
+    changes = []
+    for node in graph.producers:
+        kept = int(keep[node.outputs[0].name].sum())
+        if kept < before[node.name]:
+            changes.append(f"{node.op_type} '{node.name}': {before[node.name]} -> {kept} output channels")
+    return changes
 
 
 def _set_constant(node: ir.Node, index: int, array: np.ndarray) -> None:
@@ -132,36 +181,26 @@ def _rewrite(node: ir.Node, keep_in: np.ndarray | None, keep_out: np.ndarray | N
 class PruneChannels(CompressionPass):
     name = "prune-channels"
     config_class = PruneChannelsConfig
+    feeds: list[dict] = []  # calibration samples, for allocation "sensitivity"
 
     @property
     def label(self) -> str:
         return f"--prune-channels {self.config.ratio:g}"
 
+    def calibrate(self, feeds: list[dict]) -> None:
+        self.feeds = feeds
+
     def apply(self, model: ir.Model) -> list[str]:
-        graph = channel_graph(model)
-        names = {node.name: node for node in graph.producers}
-        unknown = [n for n in self.config.exclude or [] if n not in names]
-        if unknown:
-            raise UsageError(f"--prune-channels-exclude: no prunable layer is named {', '.join(unknown)}",
-                             hint=f"Prunable layers: {', '.join(sorted(names)[:8])}{', ...' if len(names) > 8 else ''}")
-        for name in self.config.exclude or []:
-            graph.block(np.array([i for i, o in enumerate(graph.owner) if o >= 0 and graph.producers[o].name == name]))
-        pruned = choose(graph, self.config.ratio, NORMS[self.config.importance])
-        if not pruned:
-            return []
-        keep = {name: np.array([graph.find(int(i)) not in pruned for i in ids]) for name, ids in graph.maps.items()}
-        before = {node.name: shape_of(node.outputs[0])[1] for node in graph.producers}
-        for node in list(model.graph):
-            keep_in = keep.get(node.inputs[0].name) if node.inputs and node.inputs[0] is not None else None
-            keep_out = keep.get(node.outputs[0].name) if node.outputs else None
-            _rewrite(node, keep_in, keep_out)
-        for node in model.graph:  # stale shapes; the manager infers them again
-            for value in node.outputs:
-                if not value.is_graph_output():
-                    value.shape = None
-        changes = []
-        for node in graph.producers:
-            kept = int(keep[node.outputs[0].name].sum())
-            if kept < before[node.name]:
-                changes.append(f"{node.op_type} '{node.name}': {before[node.name]} -> {kept} output channels")
-        return changes
+        config, norm = self.config, NORMS[self.config.importance]
+        exclude = config.exclude or []
+        if config.allocation == "uniform":
+            return prune_channels(model, lambda key: config.ratio, norm, exclude)
+        if not self.feeds:
+            raise UsageError("--prune-allocation sensitivity measures each layer group on data, and has none",
+                             hint="Give --calib (or --train-data), or --prune-allocation uniform.")
+        from edgeopt.compress._sensitivity import allocate
+
+        ratios = allocate(model, config.ratio, lambda m, r: prune_channels(m, r, norm, exclude), self.feeds)
+        changes = prune_channels(model, lambda key: ratios.get(key, 0.0), norm, exclude)
+        return [f"ratio per group of tied layers, from their measured sensitivity: "
+                f"{', '.join(f'{k} {v:g}' for k, v in ratios.items() if v)}"] + changes
