@@ -30,6 +30,13 @@ class Layer:
         return self.node.attributes.get_int("group", 1) if self.node.op_type == "Conv" else 1
 
     @property
+    def output_axis(self) -> int:
+        """The weight axis of output channels (Conv [M, ...], Gemm B [N, K] with transB, MatMul [K, N])."""
+        if self.node.op_type == "Conv":
+            return 0
+        return 0 if self.node.op_type == "Gemm" and self.node.attributes.get_int("transB", 0) else 1
+
+    @property
     def depthwise(self) -> bool:
         return self.node.op_type == "Conv" and self.groups > 1 and self.weight.shape[1] == 1
 

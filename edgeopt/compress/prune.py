@@ -2,9 +2,12 @@
 exactly zero; the model keeps its shape, and the zeros pay off where the bundle is stored
 compressed (gzip) and stay zero through fine-tuning, --qat and int8 conversion.
 
-`scope = "layer"` gives every layer the same sparsity; `"global"` ranks all chosen weights
-together, each layer's magnitudes divided by their RMS first: folded BatchNorms leave layers
-on scales 100x apart, and raw magnitudes would empty the small-scale layers.
+Magnitudes are compared within each output channel's scale (|w| over the channel's RMS):
+folded BatchNorms leave channels, and layers, on scales 100x apart, and raw magnitudes
+would empty whole small-scale channels (EfficientNet-Lite0, 30% per layer, no fine-tuning:
+top-1 agreement 26% by raw magnitude). `scope = "layer"` gives every layer the same
+sparsity; `"global"` ranks all chosen weights together. Depthwise kernels (k x k weights a
+channel, the most sensitive, and few) stay dense unless `depthwise` is set.
 With fine-tuning the sparsity is reached gradually during training (edgeopt.train.sparsity)
 and this pass then only confirms it.
 """
@@ -17,7 +20,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeopt.errors import UsageError
-from edgeopt.compress._layers import check_ratio, chosen_layers
+from edgeopt.compress._layers import Layer, check_ratio, chosen_layers
 from edgeopt.compress._pass import CompressionPass
 from edgeopt.passes.base import PassConfig, register
 
@@ -29,6 +32,7 @@ class PruneConfig(PassConfig):
     sparsity: float = 0.5  # share of each chosen layer's weights set to zero
     scope: str = "layer"  # "layer" | "global"
     exclude: list[str] | None = None  # node names kept dense; None: the first and the last weight layer
+    depthwise: bool = False  # depthwise kernels too (k x k weights a channel: the most sensitive, and few)
 
     def __post_init__(self):
         check_ratio("--prune", self.sparsity)
@@ -36,17 +40,20 @@ class PruneConfig(PassConfig):
             raise UsageError(f"--prune-scope {self.scope}: unknown", hint=f"Choose one of: {', '.join(SCOPES)}")
 
 
-def magnitude_scores(weights: list[np.ndarray], scope: str) -> list[np.ndarray]:
-    """|w|, divided by each layer's RMS when layers are ranked together."""
-    if scope == "layer":
-        return [np.abs(w) for w in weights]
-    return [np.abs(w) / (np.sqrt(np.mean(np.square(w, dtype=np.float64))) or 1.0) for w in weights]
+def magnitude_scores(weights: list[np.ndarray], axes: list[int]) -> list[np.ndarray]:
+    """|w| over the RMS of its output channel (`axes`: each weight's output-channel axis)."""
+    scores = []
+    for w, axis in zip(weights, axes):
+        rows = np.moveaxis(np.abs(w).astype(np.float64), axis, -1)
+        rms = np.sqrt(np.mean(np.square(rows.reshape(-1, rows.shape[-1])), axis=0))
+        scores.append(np.moveaxis(rows / np.where(rms > 0, rms, 1.0), -1, axis))
+    return scores
 
 
-def sparsity_masks(weights: list[np.ndarray], sparsity: float, scope: str) -> list[np.ndarray]:
+def sparsity_masks(weights: list[np.ndarray], sparsity: float, scope: str, axes: list[int]) -> list[np.ndarray]:
     """Boolean keep-masks: the round(sparsity * n) lowest-scoring weights of each layer (of all
     layers together with scope "global") dropped; ties broken by position: deterministic."""
-    scores = magnitude_scores(weights, scope)
+    scores = magnitude_scores(weights, axes)
     if scope == "layer":
         return [_keep([score], sparsity)[0] for score in scores]
     return _keep(scores, sparsity)
@@ -64,9 +71,12 @@ class Prune(CompressionPass):
     name = "prune"
     config_class = PruneConfig
 
+    def layers(self, model: ir.Model) -> list[Layer]:
+        return [layer for layer in chosen_layers(model, self.config.exclude, "--prune-exclude")
+                if self.config.depthwise or not layer.depthwise]
+
     def sparsity_targets(self, model: ir.Model) -> dict[str, float]:
-        layers = chosen_layers(model, self.config.exclude, "--prune-exclude")
-        return {layer.name: self.config.sparsity for layer in layers}
+        return {layer.name: self.config.sparsity for layer in self.layers(model)}
 
     @property
     def scope(self) -> str:
@@ -77,8 +87,9 @@ class Prune(CompressionPass):
         return f"--prune {self.config.sparsity:g}" + (" (global)" if self.config.scope == "global" else "")
 
     def apply(self, model: ir.Model) -> list[str]:
-        layers = chosen_layers(model, self.config.exclude, "--prune-exclude")
-        masks = sparsity_masks([layer.weight for layer in layers], self.config.sparsity, self.config.scope)
+        layers = self.layers(model)
+        masks = sparsity_masks([layer.weight for layer in layers], self.config.sparsity, self.config.scope,
+                               [layer.output_axis for layer in layers])
         changes = []
         for layer, keep in zip(layers, masks):
             pruned = np.where(keep, layer.weight, 0).astype(layer.weight.dtype)

@@ -56,10 +56,10 @@ class KernelMasks:
             return
         from edgeopt.compress.prune import sparsity_masks
         weights = [self.kernels[i].numpy() for i, _ in pruned]
-        if self.scope == "global":  # one share for the ranked whole
-            keeps = sparsity_masks(weights, max(due), "global")
+        if self.scope == "global":  # one share for the ranked whole; kernels hold output channels last
+            keeps = sparsity_masks(weights, max(due), "global", [-1] * len(weights))
         else:
-            keeps = [sparsity_masks([w], share, "layer")[0] for w, share in zip(weights, due)]
+            keeps = [sparsity_masks([w], share, "layer", [-1])[0] for w, share in zip(weights, due)]
         for (i, _), keep in zip(pruned, keeps):
             self.masks[i].assign(keep.astype(np.float32))
             self.kernels[i].assign(self.kernels[i] * self.masks[i])
