@@ -10,10 +10,12 @@ EXAMPLE := examples/digits_cnn.pt2
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt scripts/setup_arm.sh targets/arm-cpu/runner.cc
+	bash scripts/setup_arm.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[all,dev,bench]'
+	$(BIN)/python -m edgeopt.tvm.runtime
 	touch $(STAMP)
 
 $(EXAMPLE): $(STAMP) scripts/make_example.py

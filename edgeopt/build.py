@@ -153,7 +153,8 @@ def _target_files(backend) -> dict[str, bytes]:
     """The device-side half: the shared runner core, the target's runner and README, and the
     files it borrows from other targets."""
     root = data_dir("targets")
-    files = {"edgeopt_runner.py": (root / "common" / "edgeopt_runner.py").read_bytes()}
+    python = backend.runner.endswith(".py")
+    files = {"edgeopt_runner.py": (root / "common" / "edgeopt_runner.py").read_bytes()} if python else {}
     files.update({p.name: p.read_bytes() for p in sorted((root / backend.name).iterdir()) if p.is_file()})
     files.update({Path(p).name: (root / p).read_bytes() for p in backend.runner_files})
     return files
@@ -199,10 +200,15 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
     pixel_mean = None
     if request.pixel_input and preprocess is not None:
         pixel_mean = tuple(m / preprocess.scale for m in preprocess.mean)
+    if request.target == "arm-cpu" and profile is not None and profile.tvm_target is None:
+        raise UsageError(f"device profile {profile.name} has no TVM target for --target arm-cpu",
+                         hint="Add tvm_target to its [cpu] table (a TVM tag such as 'raspberry-pi/4b-aarch64', or "
+                              "a table with kind = 'llvm', mtriple, mcpu, mattr).")
     return CompileOptions(request.quant, calib, request.io_dtype or backend.default_io_dtype,
                           request.calibration_method, request.bias_correction, request.rounding,
                           request.rounding_steps, cache, request.edgetpu, training=request.training,
-                          training_data=train, pixel_mean=pixel_mean)
+                          training_data=train, pixel_mean=pixel_mean,
+                          tvm_target=profile.tvm_target if profile is not None else None)
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:
@@ -269,7 +275,8 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
             arena = plan_arena(model.graph, float_itemsize=1).size
         sizes = size_check(profile, target=request.target, artefact_bytes=artefact.size,
                            weight_bytes=weight_bytes, arena_bytes=arena,
-                           param_bytes=artefact.info.get("edgetpu", {}).get("parameter_bytes"))
+                           param_bytes=artefact.info.get("edgetpu", {}).get("parameter_bytes"),
+                           runtime_bytes=artefact.info.get("runtime_bytes"))
         enforce(sizes)
 
     name = f"{request.name or request.model.stem}-{request.target}-{profile.name if profile else 'any'}"
@@ -286,7 +293,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         "source": {"file": request.model.name, "format": loaded.format, "sha256": _source_digest(request.model)},
         "artefact": {"file": artefact.main, "bytes": artefact.size, "sha256": sha256(artefact.files[artefact.main]),
                      **artefact.info},
-        "runner": "runner.py",
+        "runner": backend.runner,
         "inputs": artefact.inputs,
         "outputs": artefact.outputs,
         "preprocessing": preprocess.to_json() if preprocess else None,

@@ -35,6 +35,12 @@ def manifest_bytes(manifest: dict) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
 
 
+def _mode(path: str, data: bytes) -> int:
+    """Scripts and native programs (an ELF file that is not a .so library) are executable."""
+    program = path.endswith(".py") or (data[:4] == b"\x7fELF" and not path.endswith(".so"))
+    return 0o755 if program else 0o644
+
+
 def _tar_bytes(name: str, files: dict[str, bytes]) -> bytes:
     """Sorted entries, zero mtimes/owners, fixed modes, gzip without name or time: same
     files in, same bytes out."""
@@ -49,7 +55,7 @@ def _tar_bytes(name: str, files: dict[str, bytes]) -> bytes:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tar.addfile(info)
             else:
-                info.size, info.mode = len(data), 0o755 if path.endswith(".py") else 0o644
+                info.size, info.mode = len(data), _mode(path, data)
                 tar.addfile(info, io.BytesIO(data))
     packed = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0, compresslevel=9) as gz:
@@ -68,6 +74,7 @@ def write_bundle(out_dir: Path, name: str, files: dict[str, bytes]) -> Bundle:
         for path, data in files.items():
             (staging / path).parent.mkdir(parents=True, exist_ok=True)
             (staging / path).write_bytes(data)
+            (staging / path).chmod(_mode(path, data))
         (staging / "_tarball").write_bytes(packed)
         old = out_dir / f".{name}.old"
         shutil.rmtree(old, ignore_errors=True)

@@ -292,7 +292,7 @@ def profiles_show(name, json_output):
 @cli.command()
 @click.argument("bundle", required=False, type=click.Path())
 @config_option
-@click.option("--board", "-b", default="local", show_default=True, help="Where to run: local.")
+@click.option("--board", "-b", default="local", show_default=True, help="Where to run: local, or qemu-aarch64 (an arm-cpu bundle under emulation).")
 @click.option("--runs", default=50, show_default=True, help="Timed runs after one warm-up.")
 @click.option("--threads", default=1, show_default=True)
 @json_option

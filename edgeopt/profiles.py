@@ -29,11 +29,13 @@ MIB = 1024 * KIB
 @dataclass(frozen=True)
 class Key:
     """One schema entry. `expected` is worded for the error message ("must be <expected>");
-    `only_when=(key, value)` makes the key required where that holds and refused elsewhere."""
+    `only_when=(key, value)` makes the key required where that holds and refused elsewhere;
+    `optional` keys may be left out."""
 
     expected: str
     is_valid: Callable[[Any], bool]
     only_when: tuple[str, Any] | None = None
+    optional: bool = False
 
     def applies_to(self, section: dict) -> bool:
         return self.only_when is None or section.get(self.only_when[0]) == self.only_when[1]
@@ -73,6 +75,10 @@ SECTIONS: dict[str, dict[str, Key]] = {
                         _list_of(lambda item: isinstance(item, str) and len(item) > 1 and item[0] in "+-")),
         "cores": POSITIVE_INT,
         "freq_mhz": POSITIVE_INT,
+        "tvm_target": Key("a TVM target (arm-cpu): a tag such as 'raspberry-pi/4b-aarch64', or a table such as "
+                          "{ kind = 'llvm', mtriple = 'aarch64-linux-gnu', mcpu = 'cortex-a53', mattr = ['+neon'] }",
+                          lambda value: _is_text(value) or (isinstance(value, dict) and value.get("kind") == "llvm"),
+                          optional=True),
         "source": SOURCE,
     },
     "memory": {"ram_mib": POSITIVE_INT, "storage_mib": POSITIVE_INT, "source": SOURCE},
@@ -138,6 +144,10 @@ class Profile:
             raise UsageError(f"device profile {self.name} does not run target {target!r}; "
                              f"it supports {', '.join(supported)}")
 
+    @property
+    def tvm_target(self) -> str | dict | None:
+        return self.cpu.get("tvm_target")
+
     def runtime_overhead_bytes(self, target: str) -> int:
         return math.ceil(self.runtimes["overhead_mib"].get(target, 0) * MIB)
 
@@ -164,7 +174,7 @@ def _check_keys(table: dict, schema: dict[str, Key], label: str, section: str | 
     for name, key in schema.items():
         if name in table and not key.applies_to(table):
             raise UsageError(f"{where}{name} is only allowed when {key.only_when[0]} = {key.only_when[1]!r}", hint=SCHEMA_HINT)
-        if name not in table and key.applies_to(table):
+        if name not in table and key.applies_to(table) and not key.optional:
             raise UsageError(f"{where}missing {name}, which must be {key.expected}", hint=SCHEMA_HINT)
 
 
@@ -260,16 +270,21 @@ def _budget_detail(share: float, total_bytes: int, what: str) -> str:
 
 
 def size_check(profile: Profile, *, target: str, artefact_bytes: int, weight_bytes: int, arena_bytes: int,
-               param_bytes: int | None = None) -> SizeCheck:
+               param_bytes: int | None = None, runtime_bytes: int | None = None) -> SizeCheck:
     """Storage for the artefact; RAM for weights + peak activation arena + the target's runtime;
-    and, on an Edge TPU, whether the parameters fit its on-chip cache."""
+    and, on an Edge TPU, whether the parameters fit its on-chip cache. `runtime_bytes`: a
+    runtime the bundle carries (arm-cpu), measured: it counts for storage and RAM alike, in
+    place of the profile's estimate."""
     profile.require_target(target)
-    overhead = profile.runtime_overhead_bytes(target)
+    overhead = profile.runtime_overhead_bytes(target) if runtime_bytes is None else runtime_bytes
+    measured = "" if runtime_bytes is None else " (in the bundle, measured)"
     ram_parts = (f"weights {format_bytes(weight_bytes)} + activation arena {format_bytes(arena_bytes)} + "
-                 f"{target} runtime {format_bytes(overhead)}")
+                 f"{target} runtime {format_bytes(overhead)}{measured}")
+    stored = artefact_bytes + (runtime_bytes or 0)
     rows = [
-        SizeRow("storage", artefact_bytes, profile.storage_budget_bytes,
-                f"artefact; {_budget_detail(profile.storage_share, profile.storage_bytes, 'storage')}"),
+        SizeRow("storage", stored, profile.storage_budget_bytes,
+                f"artefact{' + runtime and runner' if runtime_bytes else ''}; "
+                f"{_budget_detail(profile.storage_share, profile.storage_bytes, 'storage')}"),
         SizeRow("ram", weight_bytes + arena_bytes + overhead, profile.ram_budget_bytes,
                 f"{ram_parts}; {_budget_detail(profile.ram_share, profile.ram_bytes, 'RAM')}"),
     ]

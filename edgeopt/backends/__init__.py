@@ -11,6 +11,7 @@ TARGETS = {
     "onnx": "edgeopt.backends.onnx:OnnxBackend",
     "tflite": "edgeopt.backends.tflite:TfliteBackend",
     "coral": "edgeopt.backends.coral:CoralBackend",
+    "arm-cpu": "edgeopt.backends.arm_cpu:ArmCpuBackend",
 }
 
 

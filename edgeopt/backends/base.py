@@ -33,6 +33,7 @@ class CompileOptions:
     training: TrainConfig | None = None  # --qat
     training_data: Dataset | None = None  # None: the calibration data
     pixel_mean: tuple[float, ...] | None = None  # --pixel-input: the image input takes pixels 0..255 around these
+    tvm_target: str | dict | None = None  # arm-cpu: the profile's TVM target (None: any ARMv8-A board)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Backend:
     calibrations: ClassVar[tuple[str, ...]] = ("minmax",)
     bias_correction: ClassVar[bool] = False
     runner_files: ClassVar[tuple[str, ...]] = ()  # device-side files borrowed from other targets/ folders
+    runner: ClassVar[str] = "runner.py"  # what runs the bundle on the device (manifest "runner")
 
     def prepare(self) -> None:
         """Start slow helpers now (the TFLite converter's process imports TensorFlow for

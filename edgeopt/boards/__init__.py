@@ -4,9 +4,10 @@ and hands back what it printed."""
 from __future__ import annotations
 
 from edgeopt.boards.local import LocalBoard
+from edgeopt.boards.qemu import QemuBoard
 from edgeopt.errors import UsageError
 
-BOARDS = {"local": LocalBoard}
+BOARDS = {"local": LocalBoard, "qemu-aarch64": QemuBoard}
 
 
 def get_board(name: str):
