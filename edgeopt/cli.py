@@ -292,18 +292,26 @@ def profiles_show(name, json_output):
 @cli.command()
 @click.argument("bundle", required=False, type=click.Path())
 @config_option
-@click.option("--board", "-b", default="local", show_default=True, help="Where to run: local, or qemu-aarch64 (an arm-cpu bundle under emulation).")
+@click.option("--board", "-b", default="local", show_default=True,
+              help="Where to run: local; qemu-aarch64 (an arm-cpu bundle under emulation); ssh://user@host[:port]; "
+                   "adb or adb:SERIAL (Android).")
 @click.option("--runs", default=50, show_default=True, help="Timed runs after one warm-up.")
 @click.option("--threads", default=1, show_default=True)
+@click.option("--identity", type=click.Path(dir_okay=False), help="ssh: the private key to log in with (ssh -i).")
+@click.option("--host-key-fingerprint", metavar="SHA256:...",
+              help="ssh: accept the board only with this host key (else known_hosts decides).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=600, show_default=True, metavar="S",
+              help="ssh, adb: seconds the runner may take on the board.")
 @json_option
-def smoke(bundle, board, runs, threads, json_output):
+def smoke(bundle, board, runs, threads, identity, host_key_fingerprint, timeout, json_output):
     """Run BUNDLE (directory or .tar.gz) on a board against its golden I/O; report latency and memory."""
     from edgeopt.report import smoke_table
     from edgeopt.smoke import smoke as run_smoke
 
     if not bundle:
         raise UsageError("no bundle given", hint="edgeopt smoke dist/<name>-<target>-<profile>")
-    report = run_smoke(Path(bundle), board, runs, threads)
+    options = {"identity": identity, "fingerprint": host_key_fingerprint, "timeout": timeout}
+    report = run_smoke(Path(bundle), board, runs, threads, options)
     if json_output:
         _print_json({"ok": True, **report})
         return

@@ -10,8 +10,9 @@ from edgeopt.bundle import opened, read_manifest
 from edgeopt.errors import BoardError
 
 
-def smoke(path: Path, board: str = "local", runs: int = 50, threads: int = 1) -> dict:
-    target = get_board(board)
+def smoke(path: Path, board: str = "local", runs: int = 50, threads: int = 1, options: dict | None = None) -> dict:
+    """`options`: the board's connection settings (ssh: identity, fingerprint; ssh and adb: timeout)."""
+    target = get_board(board, **(options or {}))
     with opened(path) as directory:
         manifest = read_manifest(directory)
         runner = manifest["runner"]
