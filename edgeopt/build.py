@@ -62,6 +62,8 @@ class BuildRequest:
     train_data: str | None = None  # default: the calibration data
     compression: list[tuple[str, dict]] = field(default_factory=list)  # (pass, options), e.g. ("prune", {...})
     fine_tuning: TrainConfig | None = None  # after each compression pass; None: no fine-tuning
+    tune_trials: int | None = None  # arm-cpu: MetaSchedule tuning
+    tune_seconds: float | None = None
 
 
 @dataclass
@@ -200,6 +202,11 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
     pixel_mean = None
     if request.pixel_input and preprocess is not None:
         pixel_mean = tuple(m / preprocess.scale for m in preprocess.mean)
+    if (request.tune_trials or request.tune_seconds) and request.target != "arm-cpu":
+        refuse("--tune-trials/--tune-time", "", ())
+    for flag, value in (("--tune-trials", request.tune_trials), ("--tune-time", request.tune_seconds)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{flag} {value}: give a number above 0")
     if request.target == "arm-cpu" and profile is not None and profile.tvm_target is None:
         raise UsageError(f"device profile {profile.name} has no TVM target for --target arm-cpu",
                          hint="Add tvm_target to its [cpu] table (a TVM tag such as 'raspberry-pi/4b-aarch64', or "
@@ -208,7 +215,8 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
                           request.calibration_method, request.bias_correction, request.rounding,
                           request.rounding_steps, cache, request.edgetpu, training=request.training,
                           training_data=train, pixel_mean=pixel_mean,
-                          tvm_target=profile.tvm_target if profile is not None else None)
+                          tvm_target=profile.tvm_target if profile is not None else None,
+                          tune_trials=request.tune_trials, tune_seconds=request.tune_seconds)
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:

@@ -10,6 +10,7 @@ from edgeopt.ir import input_specs, output_specs
 MODEL_FILE = "model.so"
 DEFAULT_TARGET = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}  # any ARMv8-A board
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # the same kernels, compiled for another CPU
+TRIALS_WHEN_TIMED = 100_000  # --tune-time alone: the time ends the tuning
 
 
 class ArmCpuBackend(Backend):
@@ -22,10 +23,23 @@ class ArmCpuBackend(Backend):
         from edgeopt.tvm.compile import compile_model, host_runner, relax_module
         from edgeopt.tvm.runtime import device_files
 
+        from edgeopt.ir import to_bytes
+        from edgeopt.tvm.tuning import cache_dir, host_target, records, tune
+
         device = device_files()  # before the slow part: a missing install fails fast
         target = options.tvm_target or DEFAULT_TARGET
+        module = relax_module(model)
+        database = cache_dir(to_bytes(model), host_target())
+        info: dict = {}
+        if options.tune_trials or options.tune_seconds:
+            options.note("tuning on this host as a proxy for the board (MetaSchedule)")
+            done = tune(module, host_target(), options.tune_trials or TRIALS_WHEN_TIMED, options.tune_seconds,
+                        database, options.note)
+            options.note(f"tuning: {done['trials_measured']} trials in {done['seconds']:.0f} s")
+        if records(database):
+            info["tuning"] = {"records": records(database), "tuned_on": "this host, as a proxy for the board"}
         options.note(f"compiling with TVM for {target if isinstance(target, str) else target.get('mcpu', 'aarch64')}")
-        compiled = compile_model(relax_module(model), target)
+        compiled = compile_model(module, target, database if records(database) else None)
         inputs, outputs = input_specs(model), output_specs(model)
         files = {MODEL_FILE: compiled.library, **{name: path.read_bytes() for name, path in device.items()}}
         runtime_bytes = sum(len(data) for name, data in files.items() if name != MODEL_FILE)
@@ -33,5 +47,5 @@ class ArmCpuBackend(Backend):
                         outputs=[s.to_json() for s in outputs],
                         run=host_runner(compiled.host, [s.name for s in inputs]),
                         tolerances=[dict(TOLERANCE) for _ in outputs],
-                        info={"tvm_target": target, "runtime_bytes": runtime_bytes,
+                        info={**info, "tvm_target": target, "runtime_bytes": runtime_bytes,
                               "runner": "runner (C++, aarch64; libtvm_runtime.so, libtvm_ffi.so beside it)"})

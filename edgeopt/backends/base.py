@@ -34,6 +34,8 @@ class CompileOptions:
     training_data: Dataset | None = None  # None: the calibration data
     pixel_mean: tuple[float, ...] | None = None  # --pixel-input: the image input takes pixels 0..255 around these
     tvm_target: str | dict | None = None  # arm-cpu: the profile's TVM target (None: any ARMv8-A board)
+    tune_trials: int | None = None  # arm-cpu: MetaSchedule trials (None: no tuning, or the cached result only)
+    tune_seconds: float | None = None
 
 
 @dataclass

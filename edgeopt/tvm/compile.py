@@ -18,8 +18,6 @@ from edgeopt.errors import CompileError, UnsupportedOpError
 from edgeopt.ir import to_bytes
 from edgeopt.tvm.runtime import CROSS_COMPILER, INSTALL_HINT
 
-HOST_TARGET = "llvm"
-
 
 def relax_module(model: ir.Model):
     """The IR as a Relax module, its weights bound in; an op the frontend lacks is named."""
@@ -55,16 +53,21 @@ def target_of(spec):
                            hint="Give a TVM target tag (raspberry-pi/4b-aarch64) or a JSON dict in the profile.") from None
 
 
-def compile_model(module, target_spec) -> Compiled:
-    """Compile for the board (cross) and for this host."""
+def compile_model(module, target_spec, database: Path | None = None) -> Compiled:
+    """Compile for the board (cross) and for this host, with the tuned schedules of
+    `database` (a MetaSchedule work directory) where it has them."""
     import tvm
     from tvm.support import cc
+
+    from edgeopt.tvm.tuning import apply, host_target
 
     if shutil.which(CROSS_COMPILER) is None:
         raise CompileError(f"the cross compiler {CROSS_COMPILER} is not installed", hint=INSTALL_HINT)
     target = target_of(target_spec)
-    board = tvm.compile(module, target=target)
-    host = tvm.compile(module, target=tvm.target.Target(HOST_TARGET))
+    board_module = module if database is None else apply(module, target, database)
+    host_module = module if database is None else apply(module, host_target(), database)
+    board = tvm.compile(board_module, target=target)
+    host = tvm.compile(host_module, target=tvm.target.Target(host_target()))
     with tempfile.TemporaryDirectory(prefix="edgeopt-tvm-") as work:
         path = Path(work) / "model.so"
         try:

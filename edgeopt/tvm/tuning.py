@@ -1,0 +1,100 @@
+"""MetaSchedule tuning for the arm-cpu target, with a cache that later builds reuse.
+
+Tuning measures candidate schedules on a real CPU. Without the board at hand it runs on this
+host, as a proxy for the board (the report says so): MetaSchedule's database is looked up by
+workload, not by target, so the schedules found here apply to the board's compile. The
+database lives under the user's cache directory, keyed by (model IR, tuning target, TVM
+version); a build that finds it applies it at once and tunes only when asked for more trials.
+
+Tuning runs in a child process (`python -m edgeopt.tvm.tuning`), which bounds it in time (the
+database keeps every record as it is measured, so what was found before the limit counts)
+and keeps MetaSchedule's worker pool out of the build's process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edgeopt.errors import CompileError
+from edgeopt.tvm.runtime import cache_root, versions
+
+HOST_PROXY = "host"  # the tuning target when tuning on this machine for a board
+RECORDS = "database_tuning_record.json"
+PROGRESS_EVERY_S = 10.0
+
+
+def host_target() -> dict:
+    import os
+
+    return {"kind": "llvm", "num-cores": os.cpu_count() or 1}
+
+
+def cache_dir(model_bytes: bytes, tuning_target: dict | str) -> Path:
+    key = hashlib.sha256(model_bytes).hexdigest()[:16]
+    target = hashlib.sha256(json.dumps(tuning_target, sort_keys=True).encode()).hexdigest()[:8]
+    return cache_root() / "tvm-tuning" / f"{key}-{target}-tvm-{versions()['apache-tvm']}"
+
+
+def records(work_dir: Path) -> int:
+    path = work_dir / RECORDS
+    return sum(1 for _ in path.open()) if path.exists() else 0
+
+
+def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, work_dir: Path, note) -> dict:
+    """Tune `module` for up to `trials` measured candidates or `seconds`, whichever ends first."""
+    import tvm
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "module.json").write_text(tvm.ir.save_json(module))
+    before, start = records(work_dir), time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "edgeopt.tvm.tuning", str(work_dir), str(trials),
+                              json.dumps(tuning_target)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    shown, timed_out = start, False
+    while child.poll() is None:
+        time.sleep(0.5)
+        now = time.perf_counter()
+        if seconds is not None and now - start > seconds:
+            child.kill()
+            timed_out = True
+            break
+        if now - shown >= PROGRESS_EVERY_S:
+            shown = now
+            left = "" if seconds is None else f", at most {max(seconds - (now - start), 0):.0f} s left"
+            note(f"tuning: {now - start:.0f} s, {records(work_dir) - before} of {trials} trials recorded so far{left}")
+    said = child.stdout.read().decode(errors="replace") if child.stdout else ""
+    child.wait()
+    if child.returncode not in (0, None) and not timed_out:
+        raise CompileError(f"MetaSchedule tuning failed (exit {child.returncode}): "
+                           f"{said.strip().splitlines()[-1] if said.strip() else 'no output'}",
+                           hint="Build without --tune-trials, or report the model.")
+    return {"trials_measured": records(work_dir) - before, "seconds": round(time.perf_counter() - start, 1),
+            "stopped_by_time": timed_out}
+
+
+def apply(module, target, work_dir: Path):
+    """`module` with the database's best schedules, for `target` (a workload it lacks stays
+    with TVM's default schedule)."""
+    import tvm
+    from tvm import relax
+
+    with tvm.target.Target(target):
+        return relax.get_pipeline("static_shape_tuning", target=target, total_trials=0, work_dir=str(work_dir))(module)
+
+
+def _child(work_dir: str, trials: str, target: str) -> None:
+    import tvm
+    from tvm import relax
+
+    module = tvm.ir.load_json(Path(work_dir, "module.json").read_text())
+    spec = json.loads(target)
+    with tvm.target.Target(spec):
+        relax.get_pipeline("static_shape_tuning", target=spec, total_trials=int(trials), work_dir=work_dir)(module)
+
+
+if __name__ == "__main__":
+    _child(*sys.argv[1:4])
