@@ -30,6 +30,7 @@ test: $(STAMP)
 bench: $(EXAMPLE)
 	$(BIN)/python scripts/bench.py --out bench-results/bench.json
 	$(BIN)/python scripts/bench_zoo.py --out bench-results/zoo.json
+	$(BIN)/python scripts/bench_compress.py --out bench-results/compress.json
 
 clean:
 	rm -rf $(VENV) dist examples build bench-results *.egg-info

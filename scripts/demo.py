@@ -14,6 +14,8 @@ EXAMPLES = Path("examples")
 MODEL = EXAMPLES / "digits_cnn.pt2"
 DATA = ["--calib", str(EXAMPLES / "digits_calib.npz"), "--eval", str(EXAMPLES / "digits_eval.npz")]
 PROFILES = {"coral": "coral-usb"}  # the rest run on a Raspberry Pi 4
+QUANTS = {"arm-cpu": "float32"}  # the rest: int8
+BOARDS = {"arm-cpu": "qemu-aarch64"}  # an aarch64 program: emulated here; the rest run locally
 
 
 def edgeopt(*args: str) -> None:
@@ -26,9 +28,10 @@ def main() -> None:
     edgeopt("inspect", str(MODEL))
     for target in TARGETS:
         profile = PROFILES.get(target, "rpi4")
-        edgeopt("build", "--target", target, "--quant", "int8", *DATA, "--max-drop", "0.01",
+        edgeopt("build", "--target", target, "--quant", QUANTS.get(target, "int8"), *DATA, "--max-drop", "0.01",
                 "--profile", profile, str(MODEL))
-        edgeopt("smoke", f"dist/{MODEL.stem}-{target}-{profile}.tar.gz", "--runs", "200")
+        edgeopt("smoke", f"dist/{MODEL.stem}-{target}-{profile}.tar.gz", "--runs", "200",
+                "--board", BOARDS.get(target, "local"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""arm-cpu tuning: a few MetaSchedule trials on this host fill the cache; the next build of the
+same model applies them without tuning, and the tuned aarch64 library still matches under qemu."""
+
+from __future__ import annotations
+
+import time
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from edgeopt.build import BuildRequest, build
+from edgeopt.progress import Progress
+from edgeopt.smoke import smoke
+from lower.against_ort import SAME_PADS, GraphBuilder
+
+
+@pytest.fixture
+def one_conv(tmp_path):
+    g = GraphBuilder(seed=0)
+    x = g.node("Relu", g.conv(g.input("image", (1, 3, 8, 8)), 3, 4, pads=SAME_PADS, name="conv"), name="y")
+    model = g.model([x])
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8]))
+    onnx.save(model, tmp_path / "conv.onnx")
+    return tmp_path / "conv.onnx"
+
+
+def test_tuning_is_cached_and_reused(one_conv, tmp_path, monkeypatch):
+    monkeypatch.setattr("edgeopt.tvm.tuning.cache_root", lambda: tmp_path / "cache")  # an empty tuning cache
+    notes = []
+    progress = Progress(quiet=True)
+    progress.note = lambda text, style="": notes.append(text)
+    start = time.perf_counter()
+    first = build(BuildRequest(one_conv, target="arm-cpu", out=tmp_path / "a", tune_trials=4), progress)
+    first_s = time.perf_counter() - start
+    tuning = first.manifest["artefact"]["tuning"]
+    assert tuning["records"] >= 1 and "proxy" in tuning["tuned_on"]
+    assert any("tuning on this host as a proxy for the board" in n for n in notes)
+    start = time.perf_counter()
+    second = build(BuildRequest(one_conv, target="arm-cpu", out=tmp_path / "b"), Progress(quiet=True))
+    assert second.manifest["artefact"]["tuning"] == tuning
+    assert time.perf_counter() - start < 0.5 * first_s
+    assert smoke(second.bundle.directory, board="qemu-aarch64", runs=2)["ok"]
