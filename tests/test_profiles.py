@@ -50,7 +50,7 @@ def test_list_profiles_returns_all_seven_sorted_by_name():
 def test_rpi4_values():
     profile = load_profile("rpi4")
     assert profile.cpu == {"arch": "aarch64", "triple": "aarch64-linux-gnu", "mcpu": "cortex-a72",
-                           "features": ["+neon"], "cores": 4, "freq_mhz": 1500}
+                           "features": ["+neon"], "tvm_target": "raspberry-pi/4b-aarch64", "cores": 4, "freq_mhz": 1500}
     assert profile.ram_bytes == 4096 * MIB
     assert profile.ram_budget_bytes == 2048 * MIB
     assert profile.storage_budget_bytes == int(15258 * MIB * 0.25)
