@@ -5,7 +5,7 @@ edgeopt's C++ runner with no Python at all (edgeopt/tvm). float32."""
 from __future__ import annotations
 
 from edgeopt.backends.base import Artefact, Backend, CompileOptions
-from edgeopt.ir import input_specs, output_specs
+from edgeopt.ir import input_specs, output_specs, to_bytes
 
 MODEL_FILE = "model.so"
 DEFAULT_TARGET = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}  # any ARMv8-A board
@@ -22,8 +22,6 @@ class ArmCpuBackend(Backend):
     def compile(self, model, options: CompileOptions) -> Artefact:
         from edgeopt.tvm.compile import compile_model, host_runner, relax_module
         from edgeopt.tvm.runtime import device_files
-
-        from edgeopt.ir import to_bytes
         from edgeopt.tvm.tuning import cache_dir, host_target, records, tune
 
         device = device_files()  # before the slow part: a missing install fails fast
