@@ -6,9 +6,11 @@ workload, not by target, so the schedules found here apply to the board's compil
 database lives under the user's cache directory, keyed by (model IR, tuning target, TVM
 version); a build that finds it applies it at once and tunes only when asked for more trials.
 
-Tuning runs in a child process (`python -m edgeopt.tvm.tuning`), which bounds it in time (the
-database keeps every record as it is measured, so what was found before the limit counts)
-and keeps MetaSchedule's worker pool out of the build's process.
+Tuning runs in a child process (`python -m edgeopt.tvm.tuning`), which bounds it in time and
+keeps MetaSchedule's worker pools out of the build's process. MetaSchedule writes a task's
+records to the database only when it returns to that task (after a round over all tasks)
+or finishes, so a time limit shorter than one round keeps nothing (EfficientNet-Lite0 here:
+about a minute a task, over 40 tasks); `--tune-trials` runs to its end.
 """
 
 from __future__ import annotations
@@ -65,9 +67,13 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
         if now - shown >= PROGRESS_EVERY_S:
             shown = now
             left = "" if seconds is None else f", at most {max(seconds - (now - start), 0):.0f} s left"
-            note(f"tuning: {now - start:.0f} s, {records(work_dir) - before} of {trials} trials recorded so far{left}")
+            note(f"tuning: {now - start:.0f} s, {records(work_dir) - before} trials recorded so far{left}")
     said = child.stdout.read().decode(errors="replace") if child.stdout else ""
     child.wait()
+    if timed_out and records(work_dir) == before:
+        note("tuning: the time ran out before MetaSchedule recorded a trial (it records a task's trials when it "
+             "comes back to the task, after a round over all of them); nothing to apply: give more time, or "
+             "--tune-trials N, which runs to its end")
     if child.returncode not in (0, None) and not timed_out:
         raise CompileError(f"MetaSchedule tuning failed (exit {child.returncode}): "
                            f"{said.strip().splitlines()[-1] if said.strip() else 'no output'}",
