@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,8 +33,6 @@ PROGRESS_EVERY_S = 10.0
 
 
 def host_target() -> dict:
-    import os
-
     return {"kind": "llvm", "num-cores": os.cpu_count() or 1}
 
 
@@ -54,22 +54,28 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "module.json").write_text(tvm.ir.save_json(module))
     before, start = records(work_dir), time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "edgeopt.tvm.tuning", str(work_dir), str(trials),
-                              json.dumps(tuning_target)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = work_dir / "tuning.log"
+    with log.open("wb") as output:
+        child = subprocess.Popen([sys.executable, "-m", "edgeopt.tvm.tuning", str(work_dir), str(trials),
+                                  json.dumps(tuning_target)], stdout=output, stderr=subprocess.STDOUT,
+                                 start_new_session=True)  # its own process group: its worker pools go with it
     shown, timed_out = start, False
-    while child.poll() is None:
-        time.sleep(0.5)
-        now = time.perf_counter()
-        if seconds is not None and now - start > seconds:
-            child.kill()
-            timed_out = True
-            break
-        if now - shown >= PROGRESS_EVERY_S:
-            shown = now
-            left = "" if seconds is None else f", at most {max(seconds - (now - start), 0):.0f} s left"
-            note(f"tuning: {now - start:.0f} s, {records(work_dir) - before} trials recorded so far{left}")
-    said = child.stdout.read().decode(errors="replace") if child.stdout else ""
+    try:
+        while child.poll() is None:
+            time.sleep(0.5)
+            now = time.perf_counter()
+            if seconds is not None and now - start > seconds:
+                timed_out = True
+                break
+            if now - shown >= PROGRESS_EVERY_S:
+                shown = now
+                left = "" if seconds is None else f", at most {max(seconds - (now - start), 0):.0f} s left"
+                note(f"tuning: {now - start:.0f} s, {records(work_dir) - before} trials recorded so far{left}")
+    finally:  # the time is up, or the build was interrupted: the child and its worker pools go
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
     child.wait()
+    said = log.read_text(errors="replace")
     if timed_out and records(work_dir) == before:
         note("tuning: the time ran out before MetaSchedule recorded a trial (it records a task's trials when it "
              "comes back to the task, after a round over all of them); nothing to apply: give more time, or "

@@ -41,3 +41,20 @@ def test_tuning_is_cached_and_reused(one_conv, tmp_path, monkeypatch):
     assert second.manifest["artefact"]["tuning"] == tuning
     assert time.perf_counter() - start < 0.5 * first_s
     assert smoke(second.bundle.directory, board="qemu-aarch64", runs=2)["ok"]
+
+
+def test_a_time_limit_stops_tuning_and_its_workers(one_conv, tmp_path, monkeypatch):
+    """Stopped before MetaSchedule recorded anything: the build says so, applies nothing, and
+    no tuning process outlives it."""
+    import psutil
+
+    monkeypatch.setattr("edgeopt.tvm.tuning.cache_root", lambda: tmp_path / "cache")
+    notes = []
+    progress = Progress(quiet=True)
+    progress.note = lambda text, style="": notes.append(text)
+    result = build(BuildRequest(one_conv, target="arm-cpu", out=tmp_path / "a", tune_seconds=2), progress)
+    assert "tuning" not in result.manifest["artefact"]
+    assert any("the time ran out before MetaSchedule recorded a trial" in n for n in notes)
+    workers = [p for p in psutil.process_iter(["cmdline"]) if "tvm.exec.popen_worker" in " ".join(p.info["cmdline"] or [])
+               or "edgeopt.tvm.tuning" in " ".join(p.info["cmdline"] or [])]
+    assert workers == []
