@@ -9,8 +9,8 @@ version); a build that finds it applies it at once and tunes only when asked for
 Tuning runs in a child process (`python -m edgeopt.tvm.tuning`), which bounds it in time and
 keeps MetaSchedule's worker pools out of the build's process. MetaSchedule writes a task's
 records to the database only when it returns to that task (after a round over all tasks)
-or finishes, so a time limit shorter than one round keeps nothing (EfficientNet-Lite0 here:
-about a minute a task, over 40 tasks); `--tune-trials` runs to its end.
+or finishes, so a time limit shorter than one round keeps nothing; rounds are kept small
+(TRIALS_PER_ROUND). `--tune-trials` runs to its end.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from edgeopt.tvm.runtime import cache_root, versions
 HOST_PROXY = "host"  # the tuning target when tuning on this machine for a board
 RECORDS = "database_tuning_record.json"
 PROGRESS_EVERY_S = 10.0
+TRIALS_PER_ROUND = 16  # candidates measured per task and round (MetaSchedule's default, 64, takes a Lite0
+# round over its ~40 tasks past 40 minutes on 2 cores)
 
 
 def host_target() -> dict:
@@ -99,13 +101,21 @@ def apply(module, target, work_dir: Path):
 
 
 def _child(work_dir: str, trials: str, target: str) -> None:
+    """Relax's static_shape_tuning pipeline up to its tuning step (so that `apply` finds the same
+    workloads), then MetaSchedule with small rounds: a round's records are kept once the next
+    round starts, and a round over all tasks must fit a time limit for any of them to count."""
     import tvm
     from tvm import relax
+    from tvm.s_tir import meta_schedule as ms
 
     module = tvm.ir.load_json(Path(work_dir, "module.json").read_text())
     spec = json.loads(target)
     with tvm.target.Target(spec):
-        relax.get_pipeline("static_shape_tuning", target=spec, total_trials=int(trials), work_dir=work_dir)(module)
+        prepared = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
+                                             relax.transform.CanonicalizeBindings(),
+                                             relax.get_pipeline("zero")])(module)
+        ms.relax_integration.tune_relax(prepared, params={}, target=spec, work_dir=work_dir,
+                                        max_trials_global=int(trials), num_trials_per_iter=TRIALS_PER_ROUND)
 
 
 if __name__ == "__main__":
