@@ -19,6 +19,7 @@ import numpy as np
 from bench_imagenet import IMAGENET_MEAN_STD, bench_net, random_mobilenet, trained_lite0
 from edgeopt.backends import TARGETS, get_backend
 from edgeopt.build import BuildRequest, build
+from edgeopt.compress.stage import host_latency_ms
 from edgeopt.profiles import list_profiles
 from edgeopt.progress import Progress
 from edgeopt.train import TrainConfig
@@ -26,16 +27,6 @@ from edgeopt.train import TrainConfig
 EXAMPLES = Path("examples")
 RUNS = 500
 LATENCY_NOISE = 1.03  # Lite0's three int8 builds, the same ops, measured 13.33-13.61 ms in one make bench run
-
-
-def latency_ms(run, feeds: dict, runs: int = RUNS) -> float:
-    run(feeds)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run(feeds)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000)
 
 
 def bench_profile(target: str) -> str:
@@ -56,7 +47,7 @@ def bench_target(target: str, out: Path) -> dict:
         results[quant] = {
             "build_s": round(build_s, 3),
             "artefact_bytes": result.manifest["artefact"]["bytes"],
-            "latency_ms_p50_1thread": round(latency_ms(result.artefact.run, feeds), 4),
+            "latency_ms_p50_1thread": round(host_latency_ms(result.artefact.run, feeds, RUNS), 4),
             "label_accuracy": result.fidelity.artefact_accuracy,
             "top1_agreement": result.fidelity.top1_agreement,
             "sqnr_db": result.fidelity.sqnr_db if np.isfinite(result.fidelity.sqnr_db) else None,

@@ -34,10 +34,11 @@ class ArmCpuBackend(Backend):
             done = tune(module, host_target(), options.tune_trials or TRIALS_WHEN_TIMED, options.tune_seconds,
                         database, options.note)
             options.note(f"tuning: {done['trials_measured']} trials in {done['seconds']:.0f} s")
-        if records(database):
-            info["tuning"] = {"records": records(database), "tuned_on": "this host, as a proxy for the board"}
+        tuned = records(database)
+        if tuned:
+            info["tuning"] = {"records": tuned, "tuned_on": "this host, as a proxy for the board"}
         options.note(f"compiling with TVM for {target if isinstance(target, str) else target.get('mcpu', 'aarch64')}")
-        compiled = compile_model(module, target, database if records(database) else None)
+        compiled = compile_model(module, target, database if tuned else None)
         inputs, outputs = input_specs(model), output_specs(model)
         files = {MODEL_FILE: compiled.library, **{name: path.read_bytes() for name, path in device.items()}}
         runtime_bytes = sum(len(data) for name, data in files.items() if name != MODEL_FILE)

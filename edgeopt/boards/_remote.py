@@ -9,12 +9,12 @@ import re
 import subprocess
 from pathlib import Path
 
-from edgeopt.boards.qemu import SYSROOT, elf_machine
+from edgeopt.boards.qemu import EMULATOR, elf_machine
 from edgeopt.errors import BoardError
 
 SHORT_TIMEOUT_S = 30
 TIMED_OUT = 124  # coreutils' and toybox's `timeout`, which bounds the runner on the board itself
-VIA = {"qemu-aarch64": ["qemu-aarch64", "-L", str(SYSROOT)]}  # a board emulated behind ssh
+VIA = {"qemu-aarch64": EMULATOR}  # a board emulated behind ssh
 MODULE_HINTS = {"onnxruntime": "pip install numpy onnxruntime", "numpy": "pip install numpy",
                 "tflite_runtime": "pip install tflite-runtime (or ai-edge-litert)",
                 "ai_edge_litert": "pip install ai-edge-litert (or tflite-runtime)"}

@@ -10,6 +10,7 @@ from pathlib import Path
 from edgeopt.errors import BoardError
 
 SYSROOT = Path("/usr/aarch64-linux-gnu")  # Debian's libc6-arm64-cross, installed with the cross compiler
+EMULATOR = ["qemu-aarch64", "-L", str(SYSROOT)]  # an aarch64 program run here, or on a remote (boards/_remote.py)
 TIMEOUT_S = 600
 ELF_MACHINES = {183: "aarch64", 62: "x86_64", 40: "arm"}  # e_machine values (the ELF specification)
 
@@ -31,11 +32,10 @@ class QemuBoard:
             raise BoardError(f"board {self.name} runs native aarch64 runners (the arm-cpu target's); this bundle's "
                              f"runner {runner} is {'a script' if machine is None else 'built for ' + machine}",
                              hint="Smoke-test it with --board local, or on a real board (--board ssh://user@host).")
-        emulator = shutil.which("qemu-aarch64")
-        if emulator is None or not SYSROOT.is_dir():
+        if shutil.which(EMULATOR[0]) is None or not SYSROOT.is_dir():
             raise BoardError("board qemu-aarch64 needs qemu-user and Debian's aarch64 libraries",
                              hint="Run scripts/setup_arm.sh (or `make install`).")
-        command = [emulator, "-L", str(SYSROOT), str(bundle / runner), "--bundle", str(bundle), *args]
+        command = [*EMULATOR, str(bundle / runner), "--bundle", str(bundle), *args]
         try:
             return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=bundle)
         except subprocess.TimeoutExpired:

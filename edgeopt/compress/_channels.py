@@ -92,6 +92,13 @@ class ChannelGraph:
         if ids is not None:
             self.blocked.update(int(i) for i in ids)
 
+    def sets(self) -> dict[int, list[int]]:
+        """Union-find root -> the channel ids pruned together with it."""
+        members: dict[int, list[int]] = {}
+        for i in range(len(self.parent)):
+            members.setdefault(self.find(i), []).append(i)
+        return members
+
     def blocked_roots(self) -> set[int]:
         return {self.find(i) for i in self.blocked}
 

@@ -60,9 +60,7 @@ def _importance(graph: ChannelGraph, norm: int) -> np.ndarray:
 def tied_groups(graph: ChannelGraph) -> dict[str, list[int]]:
     """The prunable channel sets (union-find roots) of each group of layers whose channels are
     tied, keyed by the name of the group's first layer."""
-    members: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(graph.parent)):
-        members[graph.find(i)].append(i)
+    members = graph.sets()
     layers = list(range(len(graph.producers)))  # union-find over the layers sharing a set
 
     def layer_root(i: int) -> int:
@@ -86,10 +84,7 @@ def tied_groups(graph: ChannelGraph) -> dict[str, list[int]]:
 def choose(graph: ChannelGraph, ratios: Callable[[str], float], norm: int) -> set[int]:
     """The union-find roots to prune: in every tied group, its ratio of the sets, least
     important first (never all of them)."""
-    scores = _importance(graph, norm)
-    members: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(graph.parent)):
-        members[graph.find(i)].append(i)
+    scores, members = _importance(graph, norm), graph.sets()
     pruned = set()
     for key, roots in tied_groups(graph).items():
         count = min(int(ratios(key) * len(roots)), len(roots) - 1)

@@ -64,7 +64,7 @@ def host_latency_ms(run: Callable[[dict], list], feed: dict, runs: int = LATENCY
         start = time.perf_counter()
         run(feed)
         times.append(time.perf_counter() - start)
-    return round(float(np.median(times)) * 1000, 3)
+    return float(np.median(times)) * 1000
 
 
 def measure_row(step: str, data: bytes, model: ir.Model, run, fidelity: verify.Fidelity, feed: dict,
@@ -73,7 +73,7 @@ def measure_row(step: str, data: bytes, model: ir.Model, run, fidelity: verify.F
     analysis = analyze(model)
     return Row(step, analysis.params, nonzero_params(model), analysis.macs, len(data), gzip_size(data), fidelity.top1_agreement,
                round(fidelity.sqnr_db, 2) if np.isfinite(fidelity.sqnr_db) else None, fidelity.artefact_accuracy,
-               host_latency_ms(run, feed), fine_tuning)
+               round(host_latency_ms(run, feed), 3), fine_tuning)
 
 
 def _ir_row(step: str, model: ir.Model, reference, evaluation: Dataset, batch: int, fine_tuning=None) -> Row:
