@@ -35,7 +35,11 @@ TRIALS_PER_ROUND = 16  # candidates measured per task and round (MetaSchedule's 
 
 
 def host_target() -> dict:
-    return {"kind": "llvm", "num-cores": os.cpu_count() or 1}
+    """This machine's CPU by name: without `mcpu` LLVM emits baseline x86-64 code (SSE2), and
+    tuning would rank schedules for vector units the host does not use."""
+    from tvm.target import codegen
+
+    return {"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu(), "num-cores": os.cpu_count() or 1}
 
 
 def cache_dir(model_bytes: bytes, tuning_target: dict | str) -> Path:
@@ -90,6 +94,17 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
             "stopped_by_time": timed_out}
 
 
+def build_candidate(module, target, _params):
+    """MetaSchedule's default candidate build without its `import tvm.s_tir.tensor_intrin`: that
+    import registers every GPU and CPU tensor intrinsic, takes 24 s on this 2-core host, and
+    LocalBuilder pays it in each fresh worker, for every batch of candidates: three quarters
+    of a tuning round went to it. A float32 CPU schedule uses none of those intrinsics."""
+    from tvm.driver import build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    return build(RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(module), target=target)
+
+
 def apply(module, target, work_dir: Path):
     """`module` with the database's best schedules, for `target` (a workload it lacks stays
     with TVM's default schedule)."""
@@ -115,7 +130,8 @@ def _child(work_dir: str, trials: str, target: str) -> None:
                                              relax.transform.CanonicalizeBindings(),
                                              relax.get_pipeline("zero")])(module)
         ms.relax_integration.tune_relax(prepared, params={}, target=spec, work_dir=work_dir,
-                                        max_trials_global=int(trials), num_trials_per_iter=TRIALS_PER_ROUND)
+                                        max_trials_global=int(trials), num_trials_per_iter=TRIALS_PER_ROUND,
+                                        builder=ms.builder.LocalBuilder(f_build=build_candidate))
 
 
 if __name__ == "__main__":
