@@ -73,6 +73,22 @@ inline Array load(const std::string& path) {
   return array;
 }
 
+inline void save(const std::string& path, const Array& array) {  // format 1.0, as numpy.save writes it
+  std::string shape;
+  for (int64_t dim : array.shape) shape += std::to_string(dim) + ",";
+  if (array.shape.size() > 1) shape.pop_back();
+  std::string header = "{'descr': '" + array.descr + "', 'fortran_order': False, 'shape': (" + shape + "), }";
+  header.append(63 - (10 + header.size()) % 64, ' ');  // magic, version and length take 10 bytes; 64-byte aligned
+  header += '\n';
+  std::ofstream file(path, std::ios::binary);
+  uint8_t length[2] = {static_cast<uint8_t>(header.size() & 0xFF), static_cast<uint8_t>(header.size() >> 8)};
+  file.write("\x93NUMPY\x01\x00", 8);
+  file.write(reinterpret_cast<const char*>(length), 2);
+  file << header;
+  file.write(reinterpret_cast<const char*>(array.data.data()), static_cast<std::streamsize>(array.data.size()));
+  if (!file) throw std::runtime_error("cannot write " + path);
+}
+
 inline DLDataType dl_dtype(const std::string& descr) {
   uint8_t bits = static_cast<uint8_t>(8 * std::stoi(descr.substr(2)));
   switch (descr[1]) {

@@ -2,7 +2,7 @@
 // the TVM runtime alone (libtvm_runtime.so, libtvm_ffi.so), no Python, and prints the same
 // JSON report as the Python runners (targets/common/edgeopt_runner.py).
 //
-//   ./runner --bundle DIR [--runs N] [--threads N] [--json]
+//   ./runner --bundle DIR [--runs N] [--threads N] [--json] [--save-outputs DIR]
 //
 // The model is loaded as TVM's Relax VM loads an exported library: the shared library as a
 // module, its "vm_load_executable" gives the VM, "vm_initialization" (device type, device id,
@@ -44,6 +44,7 @@ struct Options {
   int runs = 50;
   int threads = 1;
   bool json = false;
+  std::string save_outputs;  // a directory: the outputs on the golden inputs, as .npy
 };
 
 Options parse_args(int argc, char** argv) {
@@ -58,6 +59,7 @@ Options parse_args(int argc, char** argv) {
     else if (arg == "--runs") options.runs = std::stoi(value());
     else if (arg == "--threads") options.threads = std::stoi(value());
     else if (arg == "--json") options.json = true;
+    else if (arg == "--save-outputs") options.save_outputs = value();
     else throw std::runtime_error("unknown argument " + arg);
   }
   return options;
@@ -156,6 +158,12 @@ int run(const Options& options) {
   for (size_t first = 0; first + batch <= samples; first += batch) {
     std::vector<ffi::Tensor> got = call(first);
     for (size_t i = 0; i < got.size() && i < actual.size(); ++i) npy::append_rows(actual[i], from_tensor(got[i]));
+  }
+  if (!options.save_outputs.empty()) {
+    for (size_t i = 0; i < actual.size(); ++i) {
+      const std::string& golden_path = golden["outputs"].items.at(i).text;
+      npy::save(options.save_outputs + "/" + golden_path.substr(golden_path.rfind('/') + 1), actual[i]);
+    }
   }
   std::ostringstream rows;
   bool ok = true;

@@ -57,6 +57,7 @@ def main(load_model, runtime_name):
     parser.add_argument("--runs", type=int, default=50, help="timed runs after one warm-up")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON report")
+    parser.add_argument("--save-outputs", metavar="DIR", help="write the outputs on the golden inputs there, as .npy")
     args = parser.parse_args()
 
     with open(os.path.join(args.bundle, "manifest.json")) as f:
@@ -71,6 +72,9 @@ def main(load_model, runtime_name):
     outputs = [run(feeds) for feeds in batches(inputs, in_names, batch)]
     actual = [np.concatenate(parts) for parts in zip(*outputs)]
     rows = compare(actual, expected, manifest["golden"]["tolerances"], out_names)
+    if args.save_outputs:
+        for path, array in zip(manifest["golden"]["outputs"], actual):
+            np.save(os.path.join(args.save_outputs, os.path.basename(path)), array)
 
     first = next(batches(inputs, in_names, batch))
     run(first)

@@ -50,6 +50,24 @@ def test_the_aarch64_runner_matches_the_golden_outputs_under_qemu(arm_bundle, so
     assert report["latency_ms"]["p50"] > 0 and report["peak_rss_mib"] > 0
 
 
+def test_the_aarch64_outputs_match_the_float_source_model(arm_bundle, digits, tmp_path):
+    """The runner's --save-outputs: what the board computed, against PyTorch on the same inputs."""
+    import torch
+
+    from edgeopt.boards.qemu import QemuBoard
+
+    directory = arm_bundle.bundle.directory
+    done = QemuBoard().run(directory, "runner", ["--json", "--runs", "1", "--save-outputs", str(tmp_path)])
+    assert done.returncode == 0, done.stderr
+    board = np.load(tmp_path / "output_0.npy")
+    images = np.load(directory / "golden" / "input_0.npy")
+    with torch.no_grad():
+        model = torch.export.load(digits["model"]).module()
+        reference = np.concatenate([model(torch.from_numpy(image[None])).numpy() for image in images])
+    assert board.shape == reference.shape and board.dtype == np.float32
+    assert np.abs(board - reference).max() <= 1e-4 * (reference.max() - reference.min())
+
+
 def test_an_aarch64_runner_is_refused_by_the_local_board(capsys, arm_bundle):
     with pytest.raises(SystemExit) as done:
         main(["smoke", str(arm_bundle.bundle.directory)])
