@@ -64,6 +64,7 @@ class BuildRequest:
     fine_tuning: TrainConfig | None = None  # after each compression pass; None: no fine-tuning
     tune_trials: int | None = None  # arm-cpu: MetaSchedule tuning
     tune_seconds: float | None = None
+    tvm_tracker: str | None = None  # host:port:key: tune on the board (edgeopt.tvm.tracker)
 
 
 @dataclass
@@ -202,11 +203,15 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
     pixel_mean = None
     if request.pixel_input and preprocess is not None:
         pixel_mean = tuple(m / preprocess.scale for m in preprocess.mean)
-    if (request.tune_trials or request.tune_seconds) and request.target != "arm-cpu":
-        refuse("--tune-trials/--tune-time", "", ())
+    for flag, given in (("--tune-trials/--tune-time", request.tune_trials or request.tune_seconds),
+                        ("--tvm-tracker", request.tvm_tracker)):
+        if given and request.target != "arm-cpu":
+            refuse(flag, "", ())
     for flag, value in (("--tune-trials", request.tune_trials), ("--tune-time", request.tune_seconds)):
         if value is not None and value <= 0:
             raise UsageError(f"{flag} {value}: give a number above 0")
+    if request.tvm_tracker is not None:
+        check_tracker(request)
     if request.target == "arm-cpu" and profile is not None and profile.tvm_target is None:
         raise UsageError(f"device profile {profile.name} has no TVM target for --target arm-cpu",
                          hint="Add tvm_target to its [cpu] table (a TVM tag such as 'raspberry-pi/4b-aarch64', or "
@@ -216,7 +221,18 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
                           request.rounding_steps, cache, request.edgetpu, training=request.training,
                           training_data=train, pixel_mean=pixel_mean,
                           tvm_target=profile.tvm_target if profile is not None else None,
-                          tune_trials=request.tune_trials, tune_seconds=request.tune_seconds)
+                          tune_trials=request.tune_trials, tune_seconds=request.tune_seconds,
+                          tvm_tracker=request.tvm_tracker)
+
+
+def check_tracker(request: BuildRequest) -> None:
+    """--tvm-tracker: with a tuning budget, well formed, and a board behind it, before slow work."""
+    from edgeopt.tvm import tracker
+
+    if not (request.tune_trials or request.tune_seconds):
+        raise UsageError("--tvm-tracker says where to tune, not how long",
+                         hint="Add --tune-trials N or --tune-time S.")
+    tracker.check(tracker.parse(request.tvm_tracker))
 
 
 def build(request: BuildRequest, progress: Progress | None = None) -> BuildResult:

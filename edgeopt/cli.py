@@ -113,6 +113,8 @@ def cli():
 @click.option("--tune-trials", type=int, metavar="N", help="arm-cpu: MetaSchedule tuning, N measured trials (on "
               "this host as a proxy for the board); cached per model and reused by later builds.")
 @click.option("--tune-time", type=float, metavar="S", help="arm-cpu: tune for at most S seconds.")
+@click.option("--tvm-tracker", metavar="HOST:PORT:KEY", help="arm-cpu: tune on the board registered with this TVM "
+              "RPC tracker under KEY, instead of on this host.")
 @training_options
 @click.option("--out", "-o", default="dist", show_default=True, type=click.Path(file_okay=False), help="Where bundles go.")
 @click.option("--name", help="Bundle name prefix (default: the model file's stem).")
@@ -120,7 +122,7 @@ def cli():
 @json_option
 def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps, profile, calib,
           eval_data, max_drop, input_shape, module, trust_pickle, preprocess, pixel_input, edgetpu_compiler,
-          require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, tune_trials, tune_time, qat, prune,
+          require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, tune_trials, tune_time, tvm_tracker, qat, prune,
           prune_scope, prune_exclude, prune_channels, prune_allocation, lowrank, lowrank_rank, depthwise, no_fine_tune, train_data,
           train_steps, train_time, train_rate, train_batch, seed, no_augment, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
@@ -146,7 +148,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
         edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout,
                                  edgetpu_fix),
         training=training, train_data=train_data, compression=compression, fine_tuning=fine_tuning,
-        tune_trials=tune_trials, tune_seconds=tune_time,
+        tune_trials=tune_trials, tune_seconds=tune_time, tvm_tracker=tvm_tracker,
     )
     result = run_build(request, Progress(quiet=quiet or json_output))
     if json_output:

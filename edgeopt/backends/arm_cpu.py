@@ -10,7 +10,6 @@ from edgeopt.ir import input_specs, output_specs, to_bytes
 MODEL_FILE = "model.so"
 DEFAULT_TARGET = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}  # any ARMv8-A board
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # the same kernels, compiled for another CPU
-TRIALS_WHEN_TIMED = 100_000  # --tune-time alone: the time ends the tuning
 
 
 class ArmCpuBackend(Backend):
@@ -22,23 +21,16 @@ class ArmCpuBackend(Backend):
     def compile(self, model, options: CompileOptions) -> Artefact:
         from edgeopt.tvm.compile import compile_model, host_runner, relax_module
         from edgeopt.tvm.runtime import device_files
-        from edgeopt.tvm.tuning import cache_dir, host_target, records, tune
+        from edgeopt.tvm.tuning import tuned_database
 
         device = device_files()  # before the slow part: a missing install fails fast
         target = options.tvm_target or DEFAULT_TARGET
         module = relax_module(model)
-        database = cache_dir(to_bytes(model), host_target())
-        info: dict = {}
-        if options.tune_trials or options.tune_seconds:
-            options.note("tuning on this host as a proxy for the board (MetaSchedule)")
-            done = tune(module, host_target(), options.tune_trials or TRIALS_WHEN_TIMED, options.tune_seconds,
-                        database, options.note)
-            options.note(f"tuning: {done['trials_measured']} trials in {done['seconds']:.0f} s")
-        tuned = records(database)
-        if tuned:
-            info["tuning"] = {"records": tuned, "tuned_on": "this host, as a proxy for the board"}
+        database, tuning = tuned_database(module, to_bytes(model), target, options.tune_trials, options.tune_seconds,
+                                          options.tvm_tracker, options.note)
+        info = {"tuning": tuning} if tuning else {}
         options.note(f"compiling with TVM for {target if isinstance(target, str) else target.get('mcpu', 'aarch64')}")
-        compiled = compile_model(module, target, database if tuned else None)
+        compiled = compile_model(module, target, database)
         inputs, outputs = input_specs(model), output_specs(model)
         files = {MODEL_FILE: compiled.library, **{name: path.read_bytes() for name, path in device.items()}}
         runtime_bytes = sum(len(data) for name, data in files.items() if name != MODEL_FILE)

@@ -36,6 +36,7 @@ class CompileOptions:
     tvm_target: str | dict | None = None  # arm-cpu: the profile's TVM target (None: any ARMv8-A board)
     tune_trials: int | None = None  # arm-cpu: MetaSchedule trials (None: no tuning, or the cached result only)
     tune_seconds: float | None = None
+    tvm_tracker: str | None = None  # arm-cpu: tune on the board behind this TVM RPC tracker (host:port:key)
 
 
 @dataclass

@@ -21,15 +21,17 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from edgeopt.errors import CompileError
-from edgeopt.tvm.runtime import cache_root, versions
+from edgeopt.tvm.runtime import CROSS_COMPILER, cache_root, versions
 
 HOST_PROXY = "host"  # the tuning target when tuning on this machine for a board
 RECORDS = "database_tuning_record.json"
 PROGRESS_EVERY_S = 10.0
+TRIALS_WHEN_TIMED = 100_000  # --tune-time alone: the time ends the tuning
 TRIALS_PER_ROUND = 16  # candidates measured per task and round (MetaSchedule's default, 64, takes a Lite0
 # round over its ~40 tasks past 40 minutes on 2 cores)
 
@@ -53,8 +55,10 @@ def records(work_dir: Path) -> int:
     return sum(1 for _ in path.open()) if path.exists() else 0
 
 
-def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, work_dir: Path, note) -> dict:
-    """Tune `module` for up to `trials` measured candidates or `seconds`, whichever ends first."""
+def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, work_dir: Path, note,
+         tracker: str = "") -> dict:
+    """Tune `module` for up to `trials` measured candidates or `seconds`, whichever ends first;
+    on this host, or on the board behind `tracker` (host:port:key, edgeopt.tvm.tracker)."""
     import tvm
 
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +67,7 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
     log = work_dir / "tuning.log"
     with log.open("wb") as output:
         child = subprocess.Popen([sys.executable, "-m", "edgeopt.tvm.tuning", str(work_dir), str(trials),
-                                  json.dumps(tuning_target)], stdout=output, stderr=subprocess.STDOUT,
+                                  json.dumps(tuning_target), tracker], stdout=output, stderr=subprocess.STDOUT,
                                  start_new_session=True)  # its own process group: its worker pools go with it
     shown, timed_out = start, False
     try:
@@ -94,18 +98,24 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
             "stopped_by_time": timed_out}
 
 
-def in_process_builder():
+def in_process_builder(link=None):
     """A MetaSchedule builder that compiles candidates in the tuning process itself.
 
     MetaSchedule's LocalBuilder starts fresh worker processes for every batch of candidates,
     and each imports TVM and `tvm.s_tir.tensor_intrin` (every GPU and CPU tensor intrinsic:
     24 s on a 2-core host): three quarters of a tuning round went to that. A candidate compiles
-    in 0.05 s; the tuning child is already its own process, which a crash or the time limit ends."""
+    in 0.05 s; the tuning child is already its own process, which a crash or the time limit ends.
+    Each candidate is linked into a shared library here (`link`: the cross compiler for a board
+    behind an RPC tracker), so the board needs no compiler to load it."""
     from tvm.driver import build
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
-    from tvm.s_tir.meta_schedule.builder.local_builder import default_export
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    def export(module) -> str:
+        path = os.path.join(tempfile.mkdtemp(prefix="edgeopt-candidate-"), "candidate.so")
+        module.export_library(path, fcompile=link)
+        return path
 
     @derived_object
     class InProcessBuilder(ms.builder.PyBuilder):
@@ -114,12 +124,30 @@ def in_process_builder():
             for item in build_inputs:
                 try:
                     module = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(item.mod)
-                    results.append(ms.builder.BuilderResult(default_export(build(module, target=item.target)), None))
+                    results.append(ms.builder.BuilderResult(export(build(module, target=item.target)), None))
                 except Exception as exc:  # a candidate that does not compile is MetaSchedule's to skip
                     results.append(ms.builder.BuilderResult(None, str(exc)))
             return results
 
     return InProcessBuilder()
+
+
+def tuned_database(module, model_bytes: bytes, board_target, trials: int | None, seconds: float | None,
+                   tracker: str | None, note) -> tuple[Path | None, dict]:
+    """Tune when asked (on the board behind `tracker`, else on this host as its proxy), then the
+    database to compile with and what it holds: the board's own measurements first, else this
+    host's; (None, {}) when the model was never tuned."""
+    on_board, on_host = cache_dir(model_bytes, board_target), cache_dir(model_bytes, host_target())
+    if trials or seconds:
+        where = f"the board behind TVM RPC tracker {tracker}" if tracker else "this host, as a proxy for the board"
+        note(f"tuning on {where} (MetaSchedule)")
+        done = tune(module, board_target if tracker else host_target(), trials or TRIALS_WHEN_TIMED, seconds,
+                    on_board if tracker else on_host, note, tracker or "")
+        note(f"tuning: {done['trials_measured']} trials in {done['seconds']:.0f} s")
+    for database, where in ((on_board, "the board (TVM RPC tracker)"), (on_host, "this host, as a proxy for the board")):
+        if records(database):
+            return database, {"records": records(database), "tuned_on": where}
+    return None, {}
 
 
 def apply(module, target, work_dir: Path):
@@ -132,13 +160,23 @@ def apply(module, target, work_dir: Path):
         return relax.get_pipeline("static_shape_tuning", target=target, total_trials=0, work_dir=str(work_dir))(module)
 
 
-def _child(work_dir: str, trials: str, target: str) -> None:
+def _linker(target):
+    """The cross compiler for an aarch64 target (a board behind a tracker), else the host's."""
+    from tvm.support import cc
+
+    return cc.cross_compiler(CROSS_COMPILER) if str(target.attrs.get("mtriple", "")).startswith("aarch64") else None
+
+
+def _child(work_dir: str, trials: str, target: str, tracker: str = "") -> None:
     """Relax's static_shape_tuning pipeline up to its tuning step (so that `apply` finds the same
     workloads), then MetaSchedule with small rounds: a round's records are kept once the next
-    round starts, and a round over all tasks must fit a time limit for any of them to count."""
+    round starts, and a round over all tasks must fit a time limit for any of them to count.
+    `tracker`: measure on the board behind it (host:port:key), candidates cross-linked."""
     import tvm
     from tvm import relax
     from tvm.s_tir import meta_schedule as ms
+
+    from edgeopt.tvm import tracker as rpc
 
     module = tvm.ir.load_json(Path(work_dir, "module.json").read_text())
     spec = json.loads(target)
@@ -148,8 +186,9 @@ def _child(work_dir: str, trials: str, target: str) -> None:
                                              relax.get_pipeline("zero")])(module)
         ms.relax_integration.tune_relax(prepared, params={}, target=spec, work_dir=work_dir,
                                         max_trials_global=int(trials), num_trials_per_iter=TRIALS_PER_ROUND,
-                                        builder=in_process_builder())
+                                        builder=in_process_builder(_linker(tvm.target.Target(spec))),
+                                        runner=rpc.runner(rpc.parse(tracker)) if tracker else "local")
 
 
 if __name__ == "__main__":
-    _child(*sys.argv[1:4])
+    _child(*sys.argv[1:5])
