@@ -7,10 +7,11 @@ database lives under the user's cache directory, keyed by (model IR, tuning targ
 version); a build that finds it applies it at once and tunes only when asked for more trials.
 
 Tuning runs in a child process (`python -m edgeopt.tvm.tuning`), which bounds it in time and
-keeps MetaSchedule's worker pools out of the build's process. MetaSchedule writes a task's
-records to the database only when it returns to that task (after a round over all tasks)
-or finishes, so a time limit shorter than one round keeps nothing; rounds are kept small
-(TRIALS_PER_ROUND). `--tune-trials` runs to its end.
+keeps MetaSchedule's worker pools out of the build's process. MetaSchedule's first round
+visits every task once and writes nothing to the database until it ends (later rounds write
+as each task's batch finishes), so a time limit shorter than the first round keeps nothing;
+rounds are kept small (TRIALS_PER_ROUND). `--tune-trials` runs to its end. With a TVM RPC
+tracker (edgeopt.tvm.tracker) the candidates are timed on the board instead.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from edgeopt.tvm.runtime import CROSS_COMPILER, cache_root, versions
 
 HOST_PROXY = "host"  # the tuning target when tuning on this machine for a board
 RECORDS = "database_tuning_record.json"
+SCHEDULER_LOG = "tvm.s_tir.meta_schedule.logging.task_scheduler.log"  # MetaSchedule's, under work_dir/logs
 PROGRESS_EVERY_S = 10.0
 TRIALS_WHEN_TIMED = 100_000  # --tune-time alone: the time ends the tuning
-TRIALS_PER_ROUND = 16  # candidates measured per task and round (MetaSchedule's default, 64, takes a Lite0
-# round over its ~40 tasks past 40 minutes on 2 cores)
+TRIALS_PER_ROUND = 16  # candidates measured per task and round (MetaSchedule's default, 64, made Lite0's
+# first round over its 35 tasks outlast any time limit on 2 cores)
 
 
 def host_target() -> dict:
@@ -64,6 +66,8 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "module.json").write_text(tvm.ir.save_json(module))
     before, start = records(work_dir), time.perf_counter()
+    scheduler_log = work_dir / "logs" / SCHEDULER_LOG
+    since = scheduler_log.stat().st_size if scheduler_log.exists() else 0
     log = work_dir / "tuning.log"
     with log.open("wb") as output:
         child = subprocess.Popen([sys.executable, "-m", "edgeopt.tvm.tuning", str(work_dir), str(trials),
@@ -80,16 +84,16 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
             if now - shown >= PROGRESS_EVERY_S:
                 shown = now
                 left = "" if seconds is None else f", at most {max(seconds - (now - start), 0):.0f} s left"
-                note(f"tuning: {now - start:.0f} s, {records(work_dir) - before} trials recorded so far{left}")
+                note(f"tuning: {now - start:.0f} s, {_stage(scheduler_log, since)}, "
+                     f"{records(work_dir) - before} trials recorded{left}")
     finally:  # the time is up, or the build was interrupted: the child and its worker pools go
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
     child.wait()
     said = log.read_text(errors="replace")
     if timed_out and records(work_dir) == before:
-        note("tuning: the time ran out before MetaSchedule recorded a trial (it records a task's trials when it "
-             "comes back to the task, after a round over all of them); nothing to apply: give more time, or "
-             "--tune-trials N, which runs to its end")
+        note("tuning: the time ran out before MetaSchedule recorded a trial (it records nothing until its first "
+             "round over all tasks ends); nothing to apply: give more time, or --tune-trials N, which runs to its end")
     if child.returncode not in (0, None) and not timed_out:
         raise CompileError(f"MetaSchedule tuning failed (exit {child.returncode}): "
                            f"{said.strip().splitlines()[-1] if said.strip() else 'no output'}",
@@ -130,6 +134,19 @@ def in_process_builder(link=None):
             return results
 
     return InProcessBuilder()
+
+
+def _stage(scheduler_log: Path, since: int) -> str:
+    """Where MetaSchedule is, read from its scheduler log (the part written since `since`)."""
+    if not scheduler_log.exists():
+        return "extracting tasks"
+    with scheduler_log.open("rb") as log:
+        log.seek(since)
+        text = log.read().decode(errors="replace")
+    tasks, picked = text.count("Initializing Task #"), text.count("picks Task #")
+    if picked <= tasks:
+        return f"first round: task {picked} of {tasks}"
+    return f"{picked - tasks} more batches on the slowest tasks"
 
 
 def tuned_database(module, model_bytes: bytes, board_target, trials: int | None, seconds: float | None,

@@ -46,3 +46,18 @@ def test_a_time_limit_stops_tuning_and_its_workers(one_conv, tmp_path, monkeypat
     assert "tuning" not in result.manifest["artefact"]
     assert any("the time ran out before MetaSchedule recorded a trial" in n for n in notes)
     assert tuning_processes() - before == set()
+
+
+def test_progress_reads_the_round_from_metaschedules_log(tmp_path):
+    """Lines as MetaSchedule 0.27 writes them; the part before `since` is an earlier tuning's."""
+    from edgeopt.tvm.tuning import _stage
+
+    log = tmp_path / "scheduler.log"
+    earlier = '[INFO] [task_scheduler.cc:174] Initializing Task #0: "old"\n'
+    init = "".join(f'[INFO] [task_scheduler.cc:174] Initializing Task #{i}: "fused_conv2d{i}"\n' for i in range(3))
+    picks = "".join(f'[INFO] [task_scheduler.cc:195] TaskScheduler picks Task #{i}: "fused_conv2d{i}"\n' for i in (0, 1))
+    log.write_text(earlier + init + picks)
+    assert _stage(log, len(earlier)) == "first round: task 2 of 3"
+    log.write_text(earlier + init + picks * 3)
+    assert _stage(log, len(earlier)) == "3 more batches on the slowest tasks"
+    assert _stage(tmp_path / "absent.log", 0) == "extracting tasks"
