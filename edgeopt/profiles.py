@@ -142,7 +142,8 @@ class Profile:
         supported = self.runtimes["supported"]
         if target not in supported:
             raise UsageError(f"device profile {self.name} does not run target {target!r}; "
-                             f"it supports {', '.join(supported)}")
+                             f"it supports {', '.join(supported)}",
+                             hint=f"Build for one of those (the profile's [runtimes] table and its source: {self.path}).")
 
     @property
     def tvm_target(self) -> str | dict | None:

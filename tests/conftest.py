@@ -54,3 +54,14 @@ def conv_gemm_path(tmp_path):
     path = tmp_path / "conv_gemm.onnx"
     onnx.save(conv_gemm_model(), path)
     return path
+
+
+@pytest.fixture
+def board_without_tvm_target(tmp_path):
+    """A user's own profile: the rpi4's, without `tvm_target`."""
+    from edgeopt.profiles import load_profile
+
+    text = load_profile("rpi4").path.read_text()
+    path = tmp_path / "my-board.toml"
+    path.write_text(text.replace('name = "rpi4"', 'name = "my-board"').replace('tvm_target = "raspberry-pi/4b-aarch64"\n', ""))
+    return path

@@ -79,13 +79,14 @@ def test_the_tracker_reports_its_free_boards(rpc):
     (["--tvm-tracker", "127.0.0.1:{port}:{key}"], 2, "--tvm-tracker says where to tune, not how long"),
     (["--tvm-tracker", "127.0.0.1:{port}:{key}", "--target", "onnx"], 2, "target onnx does not support --tvm-tracker"),
 ], ids=["ok", "unknown-key", "no-tracker", "malformed", "no-tuning", "not-arm-cpu"])
-def test_bad_trackers_are_clear_errors_without_a_bundle(rpc, capsys, tmp_path, monkeypatch, one_conv, flags, code, fragment):
+def test_bad_trackers_are_clear_errors_without_a_bundle(rpc, capsys, tmp_path, one_conv, board_without_tvm_target, flags,
+                                                       code, fragment):
     """Only the checks run here (the good case stops at a bad profile, after the tracker check)."""
     address, _ = rpc
     values = {"port": address.port, "key": KEY, "closed": free_port()}
     flags = [flag.format(**values) for flag in flags]
     target = [] if "--target" in flags else ["--target", "arm-cpu"]
-    profile = ["--profile", "android-arm64"] if code == 0 else []  # no TVM target: exit 2 after the tracker check
+    profile = ["--profile", str(board_without_tvm_target)] if code == 0 else []  # exit 2 after the tracker check
     with pytest.raises(SystemExit) as done:
         main(["build", str(one_conv), *target, *profile, *flags, "--out", str(tmp_path / "out")])
     said = " ".join(capsys.readouterr().err.split())
