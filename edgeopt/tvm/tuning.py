@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,8 +30,8 @@ from pathlib import Path
 from edgeopt.errors import CompileError
 from edgeopt.tvm.runtime import CROSS_COMPILER, cache_root, versions
 
-HOST_PROXY = "host"  # the tuning target when tuning on this machine for a board
 RECORDS = "database_tuning_record.json"
+CANDIDATES = "candidates"  # the libraries being measured, under the work directory
 SCHEDULER_LOG = "tvm.s_tir.meta_schedule.logging.task_scheduler.log"  # MetaSchedule's, under work_dir/logs
 PROGRESS_EVERY_S = 10.0
 TRIALS_WHEN_TIMED = 100_000  # --tune-time alone: the time ends the tuning
@@ -90,6 +91,7 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)
     child.wait()
+    shutil.rmtree(work_dir / CANDIDATES, ignore_errors=True)  # a killed child's last batch
     said = log.read_text(errors="replace")
     if timed_out and records(work_dir) == before:
         note("tuning: the time ran out before MetaSchedule recorded a trial (it records nothing until its first "
@@ -102,7 +104,7 @@ def tune(module, tuning_target: dict | str, trials: int, seconds: float | None, 
             "stopped_by_time": timed_out}
 
 
-def in_process_builder(link=None):
+def in_process_builder(scratch: Path, link=None):
     """A MetaSchedule builder that compiles candidates in the tuning process itself.
 
     MetaSchedule's LocalBuilder starts fresh worker processes for every batch of candidates,
@@ -110,14 +112,16 @@ def in_process_builder(link=None):
     24 s on a 2-core host): three quarters of a tuning round went to that. A candidate compiles
     in 0.05 s; the tuning child is already its own process, which a crash or the time limit ends.
     Each candidate is linked into a shared library here (`link`: the cross compiler for a board
-    behind an RPC tracker), so the board needs no compiler to load it."""
+    behind an RPC tracker), so the board needs no compiler to load it; under `scratch`, which
+    `tune` removes, as MetaSchedule removes each once measured."""
     from tvm.driver import build
     from tvm.ir.utils import derived_object
     from tvm.s_tir import meta_schedule as ms
     from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
 
     def export(module) -> str:
-        path = os.path.join(tempfile.mkdtemp(prefix="edgeopt-candidate-"), "candidate.so")
+        scratch.mkdir(parents=True, exist_ok=True)
+        path = os.path.join(tempfile.mkdtemp(dir=scratch), "candidate.so")
         module.export_library(path, fcompile=link)
         return path
 
@@ -203,7 +207,7 @@ def _child(work_dir: str, trials: str, target: str, tracker: str = "") -> None:
                                              relax.get_pipeline("zero")])(module)
         ms.relax_integration.tune_relax(prepared, params={}, target=spec, work_dir=work_dir,
                                         max_trials_global=int(trials), num_trials_per_iter=TRIALS_PER_ROUND,
-                                        builder=in_process_builder(_linker(tvm.target.Target(spec))),
+                                        builder=in_process_builder(Path(work_dir, CANDIDATES), _linker(tvm.target.Target(spec))),
                                         runner=rpc.runner(rpc.parse(tracker)) if tracker else "local")
 
 
