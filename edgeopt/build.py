@@ -221,6 +221,7 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
                           request.rounding_steps, cache, request.edgetpu, training=request.training,
                           training_data=train, pixel_mean=pixel_mean,
                           tvm_target=profile.tvm_target if profile is not None else None,
+                          device_triple=profile.cpu.get("triple") if profile is not None else None,
                           tune_trials=request.tune_trials, tune_seconds=request.tune_seconds,
                           tvm_tracker=request.tvm_tracker)
 

@@ -20,10 +20,11 @@ class ArmCpuBackend(Backend):
 
     def compile(self, model, options: CompileOptions) -> Artefact:
         from edgeopt.tvm.compile import compile_model, host_runner, relax_module
-        from edgeopt.tvm.runtime import device_files
+        from edgeopt.tvm.runtime import LOADER, device_files
         from edgeopt.tvm.tuning import tuned_database
 
-        device = device_files()  # before the slow part: a missing install fails fast
+        # a device without glibc (Android: bionic) gets glibc's loader and libraries with the runner
+        device = device_files(with_glibc=not (options.device_triple or "-gnu").endswith("-gnu"))  # fails fast
         target = options.tvm_target or DEFAULT_TARGET
         module = relax_module(model)
         database, tuning = tuned_database(module, to_bytes(model), target, options.tune_trials, options.tune_seconds,
@@ -39,4 +40,5 @@ class ArmCpuBackend(Backend):
                         run=host_runner(compiled.host, [s.name for s in inputs]),
                         tolerances=[dict(TOLERANCE) for _ in outputs],
                         info={**info, "tvm_target": target, "runtime_bytes": runtime_bytes,
-                              "runner": "runner (C++, aarch64; libtvm_runtime.so, libtvm_ffi.so beside it)"})
+                              "runner": "runner (C++, aarch64; libtvm_runtime.so, libtvm_ffi.so beside it)"
+                              + (f"; run through {LOADER}, with the glibc it carries" if LOADER in device else "")})

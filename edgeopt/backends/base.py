@@ -37,6 +37,7 @@ class CompileOptions:
     tune_trials: int | None = None  # arm-cpu: MetaSchedule trials (None: no tuning, or the cached result only)
     tune_seconds: float | None = None
     tvm_tracker: str | None = None  # arm-cpu: tune on the board behind this TVM RPC tracker (host:port:key)
+    device_triple: str | None = None  # the profile's OS triple (arm-cpu: a non-gnu one gets glibc in the bundle)
 
 
 @dataclass

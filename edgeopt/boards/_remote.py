@@ -6,10 +6,12 @@ how to copy a directory (`copy`), and what its failures mean (`check`)."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
-from edgeopt.boards.qemu import EMULATOR, elf_machine
+from edgeopt.boards.qemu import EMULATOR, elf_interpreter, elf_machine, runner_command
+from edgeopt.tvm.runtime import LOADER
 from edgeopt.errors import BoardError
 
 SHORT_TIMEOUT_S = 30
@@ -46,6 +48,13 @@ class RemoteBoard:
         if not native and not (self.via == "qemu-aarch64" and machine == "aarch64"):
             raise BoardError(f"board {self.name} is {remote_machine}; this bundle's runner is built for {machine}",
                              hint="Build for the board's architecture, or smoke-test on a board that has it.")
+        loader = elf_interpreter(bundle / runner) if native and not (bundle / LOADER).is_file() else None
+        if loader and not self._ask(["sh", "-c", f"test -e {shlex.quote(loader)} && echo found || true"],
+                                    "look for the C library").strip():
+            raise BoardError(f"board {self.name} has no {loader}, the dynamic loader (glibc's) that this bundle's "
+                             f"{runner} needs; Android's C library is bionic",
+                             hint="For Android build with --profile android-arm64 (its arm-cpu bundles carry glibc); "
+                                  "else smoke-test on a board with glibc 2.28 or newer.")
         if machine is None and not self._ask(["sh", "-c", "command -v python3 || true"], "look for python3").strip():
             raise BoardError(f"board {self.name} has no python3, which this bundle's {runner} needs",
                              hint="Install python3 and the runtime the bundle's README names on the board.")
@@ -54,8 +63,9 @@ class RemoteBoard:
         try:
             self.copy(bundle, directory)
             program = ["python3"] if machine is None else [] if native else VIA[self.via]
-            done = self.execute(["timeout", str(round(self.timeout)), *program, f"{directory}/{runner}",
-                                 "--bundle", directory, *args], self.timeout + SHORT_TIMEOUT_S)
+            done = self.execute(["timeout", str(round(self.timeout)), *program,
+                                 *runner_command(bundle, directory, runner), "--bundle", directory, *args],
+                                self.timeout + SHORT_TIMEOUT_S)
             self.check(done, "run the bundle")
             if done.returncode == TIMED_OUT:
                 raise BoardError(f"board {self.name}: the runner did not finish within {self.timeout:.0f} s",

@@ -28,6 +28,14 @@ PLATFORM = "manylinux_2_28_aarch64"  # both wheels are tagged for glibc 2.28 (De
 LIBRARIES = {"apache-tvm": "tvm/lib/libtvm_runtime.so", "apache-tvm-ffi": "tvm_ffi/lib/libtvm_ffi.so"}
 RUNNER_SOURCES = ("runner.cc", "json.h", "npy.h")
 RUNNER = "runner"
+CORE = (RUNNER, "libtvm_runtime.so", "libtvm_ffi.so")
+SYSROOT = Path("/usr/aarch64-linux-gnu")  # Debian's libc6-arm64-cross, installed with the cross compiler
+# glibc's loader and the C/C++ libraries the runner and TVM's runtime need (readelf -d), from SYSROOT/lib:
+# carried by bundles for devices without glibc (Android's libc is bionic), which run the runner through the
+# loader: ./ld-linux-aarch64.so.1 --library-path . ./runner
+GLIBC = ("ld-linux-aarch64.so.1", "libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1", "libdl.so.2",
+         "libpthread.so.0")
+LOADER = GLIBC[0]
 INSTALL_HINT = "Run `make install` (or scripts/setup_arm.sh, then python -m edgeopt.tvm.runtime) once."
 
 
@@ -53,10 +61,11 @@ def runtime_dir() -> Path:
     return cache_root() / "tvm-runtime" / f"{ARCH}-{tag}-runner-{digest.hexdigest()[:12]}"
 
 
-def device_files() -> dict[str, Path]:
-    """Bundle file name -> cached file: the runner and the two runtime libraries."""
+def device_files(with_glibc: bool = False) -> dict[str, Path]:
+    """Bundle file name -> cached file: the runner and the two runtime libraries, and glibc for
+    a device that has none."""
     directory = runtime_dir()
-    files = {name: directory / name for name in (RUNNER, "libtvm_runtime.so", "libtvm_ffi.so")}
+    files = {name: directory / name for name in CORE + (GLIBC if with_glibc else ())}
     missing = [name for name, path in files.items() if not path.is_file()]
     if missing:
         raise CompileError(f"the arm-cpu device files are not in the cache ({directory}): {', '.join(missing)}",
@@ -101,16 +110,29 @@ def compile_runner(into: Path) -> None:
         raise CompileError(f"{CROSS_COMPILER} could not compile the arm-cpu runner:\n{done.stderr.strip()[-2000:]}")
 
 
+def _copy_glibc(into: Path) -> None:
+    missing = [name for name in GLIBC if not (SYSROOT / "lib" / name).exists()]
+    if missing:
+        raise CompileError(f"Debian's aarch64 C libraries are not installed ({SYSROOT}/lib lacks {', '.join(missing)})",
+                           hint="Run scripts/setup_arm.sh (or `make install`).")
+    for name in GLIBC:
+        shutil.copyfile(SYSROOT / "lib" / name, into / name)  # the files the versioned links point to
+        (into / name).chmod(0o755)
+
+
 def ensure_device_files() -> Path:
     """Fetch and compile whatever of the device files the cache lacks; returns its directory."""
     directory = runtime_dir()
-    if all((directory / name).is_file() for name in (RUNNER, "libtvm_runtime.so", "libtvm_ffi.so")):
+    if all((directory / name).is_file() for name in CORE):
+        if not all((directory / name).is_file() for name in GLIBC):
+            _copy_glibc(directory)  # a cache made before glibc was carried
         return directory
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory.parent))
     try:
         _fetch_libraries(staging)
         compile_runner(staging)
+        _copy_glibc(staging)
         staging.chmod(0o755)
         shutil.rmtree(directory, ignore_errors=True)
         staging.rename(directory)

@@ -142,12 +142,14 @@ def in_process_builder(scratch: Path, link=None):
 
 def _stage(scheduler_log: Path, since: int) -> str:
     """Where MetaSchedule is, read from its scheduler log (the part written since `since`)."""
-    if not scheduler_log.exists():
-        return "extracting tasks"
-    with scheduler_log.open("rb") as log:
-        log.seek(since)
-        text = log.read().decode(errors="replace")
+    text = ""
+    if scheduler_log.exists():
+        with scheduler_log.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
     tasks, picked = text.count("Initializing Task #"), text.count("picks Task #")
+    if tasks == 0:
+        return "extracting tasks"
     if picked <= tasks:
         return f"first round: task {picked} of {tasks}"
     return f"{picked - tasks} more batches on the slowest tasks"

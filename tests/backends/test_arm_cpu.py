@@ -95,7 +95,6 @@ def celu_model(path):
 
 @pytest.mark.parametrize("case, code, fragment", [
     ("no-tvm-target", 2, "device profile my-board has no TVM target for --target arm-cpu"),
-    ("android", 2, "device profile android-arm64 does not run target 'arm-cpu'; it supports tflite, onnx"),
     ("unsupported-op", 4, "TVM's ONNX frontend has no converter for Celu 'the_celu'"),
     ("no-cross-compiler", 7, "the cross compiler aarch64-linux-gnu-g++ is not installed"),
     ("int8", 2, "target arm-cpu does not support --quant int8"),
@@ -105,8 +104,6 @@ def test_bad_builds_are_clear_errors_without_a_bundle(capsys, monkeypatch, tmp_p
     model, flags = str(digits["model"]), ["--target", "arm-cpu", "--eval", str(digits["eval"])]
     if case == "no-tvm-target":
         flags += ["--profile", str(board_without_tvm_target)]
-    elif case == "android":
-        flags += ["--profile", "android-arm64"]
     elif case == "unsupported-op":
         model, flags = str(celu_model(tmp_path / "celu.onnx")), ["--target", "arm-cpu"]
     elif case == "no-cross-compiler":

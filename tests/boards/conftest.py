@@ -27,6 +27,13 @@ def arm_bundle(digits, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def android_bundle(digits, tmp_path_factory):
+    """arm-cpu for a phone: the bundle carries glibc's loader and libraries."""
+    return build(BuildRequest(digits["model"], target="arm-cpu", profile="android-arm64", eval=str(digits["eval"]),
+                              out=tmp_path_factory.mktemp("android")), Progress(quiet=True)).bundle
+
+
+@pytest.fixture(scope="session")
 def onnx_bundle(digits, tmp_path_factory):
     return build(BuildRequest(digits["model"], target="onnx", eval=str(digits["eval"]),
                               out=tmp_path_factory.mktemp("onnx")), Progress(quiet=True)).bundle

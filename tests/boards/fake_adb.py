@@ -1,6 +1,7 @@
 """A stand-in for Android's `adb`, for the adb board's tests where no device exists: a
 device whose file system is a local directory ($FAKE_ADB_ROOT), whose CPU is aarch64
-(programs run under qemu-aarch64) and which has no python3. Every call is appended to
+(programs run under qemu-aarch64) and which has neither python3 nor glibc (Android's libc is
+bionic: only programs that bring their own loader run). Every call is appended to
 $FAKE_ADB_LOG as one JSON line. $FAKE_ADB_SERIAL names the one device; $FAKE_ADB_NO_DEVICE
 unplugs it. Supports what the board uses: shell (uname, mktemp, sh -c, rm, running a
 program), push DIR/. DEST/."""
@@ -47,7 +48,7 @@ def main(args: list[str]) -> int:
         print("/" + str(Path(tempfile.mkdtemp(prefix="edgeopt-smoke.", dir=directory.parent)).relative_to(ROOT)))
         return 0
     if words[0] == "sh":
-        return 0  # `command -v python3` finds nothing: no python3 on this device
+        return 0  # `command -v python3`, `test -e /lib/ld-linux-aarch64.so.1` find nothing on this device
     if words[0] == "rm":
         shutil.rmtree(local(words[-1]), ignore_errors=True)
         return 0
@@ -55,7 +56,7 @@ def main(args: list[str]) -> int:
         words = words[2:]
     command = [local(w) for w in words]
     if Path(command[0]).read_bytes()[:4] == b"\x7fELF":
-        command = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", *command]
+        command = ["qemu-aarch64", *command]  # no -L: no glibc on this device
     return subprocess.run(command).returncode
 
 

@@ -17,14 +17,24 @@ def smoke(capsys, bundle, board):
     return done.value.code, captured.out, " ".join((captured.out + captured.err).split())
 
 
-def test_push_run_and_clean_up(capsys, fake_adb, arm_bundle):
+def test_push_run_and_clean_up(capsys, fake_adb, android_bundle):
     root, calls = fake_adb
-    code, out, _ = smoke(capsys, arm_bundle.directory, "adb:emulator-5554")
+    code, out, _ = smoke(capsys, android_bundle.directory, "adb:emulator-5554")
     assert code == 0 and json.loads(out)["ok"]
     steps = [call[3] if call[2] == "push" else call[3].split()[0] for call in calls()]
-    assert steps == ["uname", "mktemp", str(arm_bundle.directory) + "/.", "timeout", "rm"]
+    assert steps == ["uname", "mktemp", str(android_bundle.directory) + "/.", "timeout", "rm"]
+    run = calls()[3][3].split()
+    assert run[2].endswith("/ld-linux-aarch64.so.1") and run[3] == "--library-path"  # through the loader it carries
     assert all(call[:2] == ["-s", "emulator-5554"] for call in calls())
     assert not list((root / "data" / "local" / "tmp").iterdir())  # nothing left on the device
+
+
+def test_a_bundle_that_needs_glibc_is_refused_before_anything_is_copied(capsys, fake_adb, arm_bundle):
+    root, calls = fake_adb
+    code, _, said = smoke(capsys, arm_bundle.directory, "adb")
+    assert code == 8 and "board adb has no /lib/ld-linux-aarch64.so.1, the dynamic loader (glibc's)" in said
+    assert "--profile android-arm64" in said
+    assert [call[1].split()[0] for call in calls()] == ["uname", "sh"] and not (root / "data").exists()
 
 
 @pytest.mark.parametrize("board, setting, fragment", [
