@@ -20,11 +20,10 @@ class ArmCpuBackend(Backend):
 
     def compile(self, model, options: CompileOptions) -> Artefact:
         from edgeopt.tvm.compile import compile_model, host_runner, relax_module
-        from edgeopt.tvm.runtime import LOADER, device_files
+        from edgeopt.tvm.runtime import LOADER, device_files, lacks_glibc
         from edgeopt.tvm.tuning import tuned_database
 
-        # a device without glibc (Android: bionic) gets glibc's loader and libraries with the runner
-        device = device_files(with_glibc=not (options.device_triple or "-gnu").endswith("-gnu"))  # fails fast
+        device = device_files(with_glibc=lacks_glibc(options.device_triple))  # before the slow part: fails fast
         target = options.tvm_target or DEFAULT_TARGET
         module = relax_module(model)
         database, tuning = tuned_database(module, to_bytes(model), target, options.tune_trials, options.tune_seconds,

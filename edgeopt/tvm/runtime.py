@@ -61,6 +61,12 @@ def runtime_dir() -> Path:
     return cache_root() / "tvm-runtime" / f"{ARCH}-{tag}-runner-{digest.hexdigest()[:12]}"
 
 
+def lacks_glibc(triple: str | None) -> bool:
+    """A device whose OS triple is not a GNU one (aarch64-linux-android: bionic) gets glibc in
+    its bundle; no profile means any aarch64 Linux board."""
+    return triple is not None and not triple.endswith("-gnu")
+
+
 def device_files(with_glibc: bool = False) -> dict[str, Path]:
     """Bundle file name -> cached file: the runner and the two runtime libraries, and glibc for
     a device that has none."""
