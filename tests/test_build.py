@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +102,14 @@ def test_unsupported_quant(digits, tmp_path):
     with pytest.raises(UsageError, match="does not support --quant float16"):
         build(request(digits, tmp_path, quant="float16"), QUIET)
     assert_no_bundle(tmp_path)
+
+
+def test_the_runner_saves_its_outputs_on_request(int8_build, tmp_path):
+    """--save-outputs: what the device computed on the golden inputs, as the golden files are named."""
+    directory = int8_build.bundle.directory
+    done = subprocess.run([sys.executable, "runner.py", "--json", "--runs", "1", "--save-outputs", str(tmp_path)],
+                          cwd=directory, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    saved, golden = np.load(tmp_path / "output_0.npy"), np.load(directory / "golden" / "output_0.npy")
+    assert saved.shape == golden.shape == (8, 10) and saved.dtype == golden.dtype
+    assert np.abs(saved.astype(np.float64) - golden).max() == json.loads(done.stdout)["outputs"][0]["max_abs_error"]
