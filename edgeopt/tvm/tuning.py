@@ -35,8 +35,9 @@ CANDIDATES = "candidates"  # the libraries being measured, under the work direct
 SCHEDULER_LOG = "tvm.s_tir.meta_schedule.logging.task_scheduler.log"  # MetaSchedule's, under work_dir/logs
 PROGRESS_EVERY_S = 10.0
 TRIALS_WHEN_TIMED = 100_000  # --tune-time alone: the time ends the tuning
-TRIALS_PER_ROUND = 16  # candidates measured per task and round (MetaSchedule's default, 64, made Lite0's
-# first round over its 35 tasks outlast any time limit on 2 cores)
+TRIALS_PER_ROUND = 16  # candidates measured per task and round: a candidate costs 1-2 s to link and time
+# here, and with 32 MobileNetV2's first round (nothing is recorded before it ends) was at task 17 of 32 after
+# 19 minutes; with 16 it takes 10-13 minutes for MobileNetV2 and Lite0, leaving the rest of 30 for the slowest tasks
 
 
 def host_target() -> dict:
