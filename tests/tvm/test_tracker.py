@@ -4,6 +4,8 @@ runs the same server). Bad trackers are clear errors before any slow work."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,14 +33,16 @@ def rpc(tmp_path_factory):
     """A tracker and one server registered under KEY; the server's log shows its sessions."""
     log = tmp_path_factory.mktemp("rpc") / "server.log"
     port = free_port()
+    # each in its own process group: the server runs its sessions in worker processes, which go with it
     processes = [subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port",
                                    str(port), "--port-end", str(port + 1)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)]
+                                  stderr=subprocess.DEVNULL, start_new_session=True)]
     with log.open("w") as output:
         server_port = free_port()
         processes.append(subprocess.Popen([sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1", "--port",
                                            str(server_port), "--port-end", str(server_port + 20), "--tracker",
-                                           f"127.0.0.1:{port}", "--key", KEY], stdout=output, stderr=subprocess.STDOUT))
+                                           f"127.0.0.1:{port}", "--key", KEY], stdout=output, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
     address = tracker.Tracker("127.0.0.1", port, KEY)
     try:
         deadline = time.monotonic() + 60
@@ -53,7 +57,7 @@ def rpc(tmp_path_factory):
         yield address, log
     finally:
         for process in processes:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
