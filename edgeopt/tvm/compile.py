@@ -64,10 +64,10 @@ def compile_model(module, target_spec, database: Path | None = None) -> Compiled
     if shutil.which(CROSS_COMPILER) is None:
         raise CompileError(f"the cross compiler {CROSS_COMPILER} is not installed", hint=INSTALL_HINT)
     target = target_of(target_spec)
-    board_module = module if database is None else apply(module, target, database)
-    host_module = module if database is None else apply(module, host_target(), database)
-    board = tvm.compile(board_module, target=target)
-    host = tvm.compile(host_module, target=tvm.target.Target(host_target()))
+    if database is not None:  # once for both: the database's lookup is by workload, not target
+        module = apply(module, target, database)
+    board = tvm.compile(module, target=target)
+    host = tvm.compile(module, target=tvm.target.Target(host_target()))  # what the build verifies
     with tempfile.TemporaryDirectory(prefix="edgeopt-tvm-") as work:
         path = Path(work) / "model.so"
         try:

@@ -169,8 +169,9 @@ def tuned_database(module, model_bytes: bytes, board_target, trials: int | None,
                     on_board if tracker else on_host, note, tracker or "")
         note(f"tuning: {done['trials_measured']} trials in {done['seconds']:.0f} s")
     for database, where in ((on_board, "the board (TVM RPC tracker)"), (on_host, "this host, as a proxy for the board")):
-        if records(database):
-            return database, {"records": records(database), "tuned_on": where}
+        count = records(database)
+        if count:
+            return database, {"records": count, "tuned_on": where}
     return None, {}
 
 
@@ -193,8 +194,7 @@ def _linker(target):
 
 def _child(work_dir: str, trials: str, target: str, tracker: str = "") -> None:
     """Relax's static_shape_tuning pipeline up to its tuning step (so that `apply` finds the same
-    workloads), then MetaSchedule with small rounds: a round's records are kept once the next
-    round starts, and a round over all tasks must fit a time limit for any of them to count.
+    workloads), then MetaSchedule in rounds of TRIALS_PER_ROUND candidates a task.
     `tracker`: measure on the board behind it (host:port:key), candidates cross-linked."""
     import tvm
     from tvm import relax
@@ -204,13 +204,13 @@ def _child(work_dir: str, trials: str, target: str, tracker: str = "") -> None:
 
     module = tvm.ir.load_json(Path(work_dir, "module.json").read_text())
     spec = json.loads(target)
-    with tvm.target.Target(spec):
+    with tvm.target.Target(spec) as target:
         prepared = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
                                              relax.transform.CanonicalizeBindings(),
                                              relax.get_pipeline("zero")])(module)
         ms.relax_integration.tune_relax(prepared, params={}, target=spec, work_dir=work_dir,
                                         max_trials_global=int(trials), num_trials_per_iter=TRIALS_PER_ROUND,
-                                        builder=in_process_builder(Path(work_dir, CANDIDATES), _linker(tvm.target.Target(spec))),
+                                        builder=in_process_builder(Path(work_dir, CANDIDATES), _linker(target)),
                                         runner=rpc.runner(rpc.parse(tracker)) if tracker else "local")
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from edgeopt.build import BuildRequest, build
 from edgeopt.progress import Progress
+from loopback import free_port
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -39,12 +40,6 @@ def onnx_bundle(digits, tmp_path_factory):
                               out=tmp_path_factory.mktemp("onnx")), Progress(quiet=True)).bundle
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory):
     """(port, client key, host key fingerprint) of an sshd serving this user on 127.0.0.1."""
@@ -54,7 +49,7 @@ def sshd(tmp_path_factory):
     for key in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / key)], check=True)
     (work / "authorized_keys").write_text((work / "client_key.pub").read_text())
-    port = _free_port()
+    port = free_port()
     (work / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {work / 'host_key'}\nAuthorizedKeysFile {work / 'authorized_keys'}\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ from edgeopt.frontends import FrontendOptions, load_model
 from edgeopt.tvm import tracker
 from edgeopt.tvm.compile import relax_module
 from edgeopt.tvm.tuning import host_target, records, tune
+from loopback import free_port
 
 KEY = "edgeopt-test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
