@@ -1,13 +1,19 @@
 """arm-cpu tuning: a few MetaSchedule trials on this host fill the cache; the next build of the
-same model applies them without tuning, and the tuned aarch64 library still matches under qemu."""
+same model applies them without tuning (its conv reading weights packed at compile time), and the
+tuned aarch64 library still matches under qemu."""
 
 from __future__ import annotations
 
 import time
 
+import onnx_ir as ir
+from tvm.target import Target
+
 from edgeopt.build import BuildRequest, build
 from edgeopt.progress import Progress
 from edgeopt.smoke import smoke
+from edgeopt.tvm.compile import relax_module
+from edgeopt.tvm.tuning import apply, host_target
 
 
 def test_tuning_is_cached_and_reused(one_conv, tmp_path, monkeypatch):
@@ -20,6 +26,9 @@ def test_tuning_is_cached_and_reused(one_conv, tmp_path, monkeypatch):
     first_s = time.perf_counter() - start
     tuning = first.manifest["artefact"]["tuning"]
     assert tuning["records"] >= 1 and "proxy" in tuning["tuned_on"]
+    (database,) = (tmp_path / "cache" / "tvm-tuning").iterdir()
+    applied = apply(relax_module(ir.load(one_conv)), Target(host_target()), database)
+    assert sorted(var.name_hint for var in applied.get_global_vars()) == ["fused_conv2d_add_relu1_prepacked", "main"]
     assert any("tuning on this host, as a proxy for the board" in n for n in notes)
     start = time.perf_counter()
     second = build(BuildRequest(one_conv, target="arm-cpu", out=tmp_path / "b"), Progress(quiet=True))
