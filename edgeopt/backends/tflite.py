@@ -22,7 +22,7 @@ from edgeopt.backends.base import Artefact, Backend, CompileOptions
 from edgeopt.errors import DataError
 from edgeopt.ir import unshare_initializers
 from edgeopt.quant.layers import layer_errors
-from edgeopt.quant.pixels import centre_first_convs
+from edgeopt.quant.pixels import centre, pixel_convs
 from edgeopt.resources import data_dir
 from edgeopt.tflite.acceptance import accept
 from edgeopt.tflite.convert import IO_DTYPES, QUANT_MODES
@@ -146,18 +146,21 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     feeds = list(options.calibration.batches(batch))
     method = options.calibration_method
     ranges = activation_ranges(lowered, feeds, method)
+    centred: list[str] = []  # convs reading pixels, their bias moved by their rounding error times the mean pixel
     if options.pixel_mean is not None:  # scale 1: every pixel value exactly on the int8 (or uint8) input grid
         image = next(p for p in lowered.inputs if len(p.shape) == 4)
         ranges[image.key] = (0.0, 255.0)
         channels = image.shape[1]
-        # learned rounding fits the first conv's rounding to the real pixels itself, against the
-        # float layer: a bias moved here beforehand would move its target too
-        centred = [] if options.rounding == "learned" else centre_first_convs(
-            lowered, image.key, np.broadcast_to(np.asarray(options.pixel_mean, np.float64), (channels,)))
+        firsts = pixel_convs(lowered, image.key, channels)
+        centred = [step.node for step in firsts]
+        if options.rounding != "learned":  # learned rounding centres them itself, against the float layer
+            for step in firsts:
+                centre(step, np.broadcast_to(np.asarray(options.pixel_mean, np.float64), (channels,)))
         info["pixel_input"] = {"centred_convs": centred}
     info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
     corrections, learned = [], []
-    fixes = ([rounding_fix(learned, options.rounding_steps, options.note)] if options.rounding == "learned" else []) + \
+    fixes = ([rounding_fix(learned, options.rounding_steps, options.note, centred=centred)]
+             if options.rounding == "learned" else []) + \
         ([bias_fix(corrections)] if options.bias_correction else [])
     if fixes:
         walk(lowered, feeds[:WEIGHT_FIX_SAMPLES], ranges, compose(*fixes))
@@ -175,7 +178,7 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
         from edgeopt.train.trainer import onnx_teacher, train
         from edgeopt.train.writeback import write_back
         report = train(lowered, onnx_teacher(model), options.training_data or options.calibration, options.training,
-                       options.note)
+                       options.note, held=centred)
         written = write_back(model, lowered, edgetpu)
         info["training"] = {**report.to_json(), "written_back": len(written.constants), "not_written_back": written.skipped}
     data = convert(lowered, "int8", representative=representative, io_dtype=options.io_dtype)

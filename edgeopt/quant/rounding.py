@@ -18,6 +18,7 @@ to V by the chain rule (dw/dV = s * dh/dV).
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,14 +62,24 @@ def _batched(inputs: list[list]) -> list[tf.Tensor] | None:
     return [tf.concat(column, 0) for column in zip(*inputs)]
 
 
-def _reconstruction(out, target):
+def _error(out, target, centred: bool):
+    """out - target; `centred`: less its mean per channel (the last axis), which the bias takes."""
+    diff = out - target
+    return diff - tf.reduce_mean(diff, axis=list(range(diff.shape.rank - 1))) if centred else diff
+
+
+def _reconstruction(out, target, centred: bool):
     """Squared error summed over channels (the last axis), averaged over samples and positions
     (BRECQ's loss): it sets the scale the regulariser's weight is chosen against."""
-    return tf.reduce_mean(tf.reduce_sum(tf.square(out - target), -1))
+    return tf.reduce_mean(tf.reduce_sum(tf.square(_error(out, target, centred)), -1))
 
 
-def learn_rounding(step, inputs: list[list], float_out: list[list], steps: int, seed: int) -> LearnedRounding | None:
-    """Choose the rounding of `step`'s kernel in place; None when its inputs do not batch."""
+def learn_rounding(step, inputs: list[list], float_out: list[list], steps: int, seed: int,
+                   centred: bool = False) -> LearnedRounding | None:
+    """Choose the rounding of `step`'s kernel in place; None when its inputs do not batch.
+    `centred` (a conv reading raw pixels, edgeopt.quant.pixels): the rounding minimises the
+    error less its mean per channel, and the bias then takes that mean. On inputs far from
+    zero the mean is most of the error, and a bias removes it where a rounding cannot."""
     batched = _batched(inputs)
     if batched is None:
         return None
@@ -92,7 +103,7 @@ def learn_rounding(step, inputs: list[list], float_out: list[list], steps: int, 
         h = _rectified_sigmoid(v) * free
         kernel.assign(tf.reshape(scale_t * (base_t + h), original.shape))
         with tf.GradientTape() as tape:
-            loss = _reconstruction(output(xs), y)
+            loss = _reconstruction(output(xs), y, centred)
         kernel_grad = tf.reshape(tape.gradient(loss, kernel), (-1, channels))
         with tf.GradientTape() as tape:
             h = _rectified_sigmoid(v) * free
@@ -110,7 +121,8 @@ def learn_rounding(step, inputs: list[list], float_out: list[list], steps: int, 
 
     def error(q):
         kernel.assign((q * scale).reshape(original.shape).astype(original.dtype))
-        return float(tf.reduce_mean(tf.square(output(batched) - target)) / (tf.reduce_mean(tf.square(target)) + 1e-12))
+        diff = _error(output(batched), target, centred)
+        return float(tf.reduce_mean(tf.square(diff)) / (tf.reduce_mean(tf.square(target)) + 1e-12))
 
     nearest = np.clip(np.round(grid), -INT8_MAX, INT8_MAX)
     chosen = np.clip(base + (_rectified_sigmoid(v).numpy() >= 0.5) * ~pinned, -INT8_MAX, INT8_MAX)
@@ -118,17 +130,21 @@ def learn_rounding(step, inputs: list[list], float_out: list[list], steps: int, 
     if error_learned >= error_nearest:  # a few steps on a small layer can miss: never worse than nearest
         error(nearest)
         chosen, error_learned = nearest, error_nearest
+    if centred:
+        diff = output(batched) - target
+        step.params["bias"].assign_sub(tf.reduce_mean(diff, axis=list(range(diff.shape.rank - 1))))
     return LearnedRounding(step.node, int(np.sum(chosen != nearest)), int(chosen.size), error_nearest, error_learned)
 
 
-def rounding_fix(results: list[LearnedRounding], steps: int = STEPS, note=None, seed: int = 0):
-    """The walk's fix (edgeopt.quant.sequential) that learns each layer's rounding; `note`
-    gets a progress line every few seconds."""
+def rounding_fix(results: list[LearnedRounding], steps: int = STEPS, note=None, seed: int = 0,
+                 centred: Collection[str] = ()):
+    """The walk's fix (edgeopt.quant.sequential) that learns each layer's rounding, `centred`
+    for the nodes named there; `note` gets a progress line every few seconds."""
     start = last = time.perf_counter()
 
     def fix(step, rounded, float_out, inputs):
         nonlocal last
-        found = learn_rounding(step, inputs, float_out, steps, seed)
+        found = learn_rounding(step, inputs, float_out, steps, seed, step.node in centred)
         if found is None:
             return rounded
         results.append(found)

@@ -8,7 +8,8 @@ already on its grid, derives the same scale and rounds back to the same integers
 .tflite holds exactly the weights the training ended with.
 
 Activations: the fake-quant ranges edgeopt.quant.ranges chose become trainable (the
-FakeQuantWithMinMaxVars gradient reaches min and max), and the converter keeps them.
+FakeQuantWithMinMaxVars gradient reaches min and max), and the converter keeps them; the
+model inputs' ranges stay.
 """
 
 from __future__ import annotations
@@ -46,5 +47,8 @@ class Int8Weights:
         return {kernel.ref(): shadow for (kernel, _), shadow in zip(self.kernels, self.shadows)}
 
 
-def range_variables(lowered: LoweredModel) -> list[tf.Variable]:
-    return [bound for bounds in lowered.ranges.values() for bound in bounds]
+def trainable_ranges(lowered: LoweredModel) -> list[tuple[tf.Variable, tf.Variable]]:
+    """The activation ranges QAT learns: not the model inputs', whose grid is what the device
+    feeds (with --pixel-input the pixels themselves, scale 1: a learned scale would round them)."""
+    inputs = {port.key for port in lowered.inputs}
+    return [bounds for key, bounds in lowered.ranges.items() if key not in inputs]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import numpy as np
 import onnx_ir as ir
@@ -23,7 +23,7 @@ from edgeopt.train import _vectorize  # noqa: F401  (FakeQuant under vectorized_
 from edgeopt.train.config import DEFAULT_EPOCHS, DEFAULT_SECONDS, TrainConfig, TrainReport
 from edgeopt.train.data import batches
 from edgeopt.train.loss import distillation_loss
-from edgeopt.train.qat import Int8Weights, range_variables
+from edgeopt.train.qat import Int8Weights, trainable_ranges
 from edgeopt.train.sparsity import KernelMasks
 
 PROGRESS_EVERY_S = 10.0
@@ -68,20 +68,25 @@ class _Adam:
 
 
 def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], data: Dataset, config: TrainConfig,
-          note: Callable[[str], None] = lambda text: None, masks: KernelMasks | None = None) -> TrainReport:
+          note: Callable[[str], None] = lambda text: None, masks: KernelMasks | None = None,
+          held: Collection[str] = ()) -> TrainReport:
     """Train `lowered` in place (see the module docstring); with `config.qat` its kernels end on
     their int8 grid and its activation ranges learned. Kernels' zeros stay zero; `masks` may
-    also prune kernels gradually."""
+    also prune kernels gradually. The steps of the nodes in `held` keep their weights (convs
+    whose bias holds their int8 rounding error times the mean pixel, edgeopt.quant.pixels)."""
     config.check()
     masks = masks if masks is not None else KernelMasks(lowered)
     images = {p.name for p in lowered.inputs if p.layout == "NHWC" and np.dtype(p.dtype).kind == "f"}
     int8 = Int8Weights(lowered) if config.qat else None
     shadow_of = int8.shadow_of() if int8 else {}
-    trainable = [v for v in lowered.weights if v.trainable]
-    ranges = range_variables(lowered) if config.qat else []
+    kept = {v.ref() for step in lowered.steps if step.node in held for v in step.params.values()
+            if isinstance(v, tf.Variable)}
+    trainable = [v for v in lowered.weights if v.trainable and v.ref() not in kept]
+    bounds = trainable_ranges(lowered) if config.qat else []
+    ranges = [bound for pair in bounds for bound in pair]
     magnitudes = [float(np.mean(np.abs(v.numpy()))) or 1.0 for v in trainable]
     weights_adam = _Adam([shadow_of.get(v.ref(), v) for v in trainable], config.learning_rate, magnitudes)
-    widths = [float(hi.numpy() - lo.numpy()) or 1.0 for lo, hi in lowered.ranges.values()] if config.qat else []
+    widths = [float(hi.numpy() - lo.numpy()) or 1.0 for lo, hi in bounds]
     ranges_adam = _Adam(ranges, config.range_learning_rate, [w for w in widths for _ in range(2)])
     step = _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8, masks, shadow_of)
 
