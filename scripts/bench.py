@@ -155,7 +155,9 @@ def pixel_input_goals(report: dict) -> dict:
                                     and ops(pixels) <= ops(normalised) + 1
                                     and pixels["transpose_quantize_dequantize_ops"] == 0)},
             "qat_pixel_input": {"top1_agreement": qat["top1_agreement"], "sqnr_db": qat["sqnr_db"],
-                                "build_s": qat["build_s"], "met": qat["top1_agreement"] >= 0.95 and qat["sqnr_db"] >= 25}}
+                                "build_s": qat["build_s"], "met": qat["top1_agreement"] >= 0.95 and qat["sqnr_db"] >= 25},
+            "learned_rounding_pixel_input": {  # no target of its own: beside QAT's, the best PTQ with pixels in
+                key: variants["int8+mse+learned-rounding+pixel-input"][key] for key in ("top1_agreement", "sqnr_db", "build_s")}}
     return goals
 
 

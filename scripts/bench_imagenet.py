@@ -41,6 +41,8 @@ VARIANTS = (("int8", {}), ("int8+bias-correction", {"bias_correction": True}),
             ("int8+mse+learned-rounding", {"rounding": "learned", "calibration_method": "mse"}),
             ("int8+mse+qat", {"calibration_method": "mse", "training": TrainConfig(seconds=QAT_SECONDS, qat=True)}),
             ("int8+pixel-input", {"pixel_input": True}),
+            ("int8+mse+learned-rounding+pixel-input", {"pixel_input": True, "rounding": "learned",
+                                                       "calibration_method": "mse"}),
             ("int8+mse+qat+pixel-input", {"pixel_input": True, "calibration_method": "mse",
                                           "training": TrainConfig(seconds=QAT_SECONDS, qat=True)}))
 
