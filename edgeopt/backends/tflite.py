@@ -154,8 +154,9 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
         firsts = pixel_convs(lowered, image.key, channels)
         centred = [step.node for step in firsts]
         if options.rounding != "learned":  # learned rounding centres them itself, against the float layer
+            mean_pixel = np.broadcast_to(np.asarray(options.pixel_mean, np.float64), (channels,))
             for step in firsts:
-                centre(step, np.broadcast_to(np.asarray(options.pixel_mean, np.float64), (channels,)))
+                centre(step, mean_pixel)
         info["pixel_input"] = {"centred_convs": centred}
     info.update({"io_dtype": options.io_dtype, "calibration": method, "calibration_samples": len(feeds) * batch})
     corrections, learned = [], []

@@ -62,10 +62,15 @@ def _batched(inputs: list[list]) -> list[tf.Tensor] | None:
     return [tf.concat(column, 0) for column in zip(*inputs)]
 
 
+def _channel_mean(diff):
+    """The mean per channel (the last axis), over samples and positions."""
+    return tf.reduce_mean(diff, axis=list(range(diff.shape.rank - 1)))
+
+
 def _error(out, target, centred: bool):
-    """out - target; `centred`: less its mean per channel (the last axis), which the bias takes."""
+    """out - target; `centred`: less its mean per channel, which the bias takes."""
     diff = out - target
-    return diff - tf.reduce_mean(diff, axis=list(range(diff.shape.rank - 1))) if centred else diff
+    return diff - _channel_mean(diff) if centred else diff
 
 
 def _reconstruction(out, target, centred: bool):
@@ -131,8 +136,7 @@ def learn_rounding(step, inputs: list[list], float_out: list[list], steps: int, 
         error(nearest)
         chosen, error_learned = nearest, error_nearest
     if centred:
-        diff = output(batched) - target
-        step.params["bias"].assign_sub(tf.reduce_mean(diff, axis=list(range(diff.shape.rank - 1))))
+        step.params["bias"].assign_sub(_channel_mean(output(batched) - target))
     return LearnedRounding(step.node, int(np.sum(chosen != nearest)), int(chosen.size), error_nearest, error_learned)
 
 

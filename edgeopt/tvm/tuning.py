@@ -214,14 +214,14 @@ def _child(work_dir: str, trials: str, target: str, tracker: str = "") -> None:
 
     module = tvm.ir.load_json(Path(work_dir, "module.json").read_text())
     spec = json.loads(target)
-    with tvm.target.Target(spec) as target:
+    with tvm.target.Target(spec) as tuning_target:
         prepared = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
                                              relax.transform.CanonicalizeBindings(),
                                              relax.get_pipeline("zero"),
                                              relax.transform.AttachAttrLayoutFreeBuffers()])(module)
         ms.relax_integration.tune_relax(prepared, params={}, target=spec, work_dir=work_dir,
                                         max_trials_global=int(trials), num_trials_per_iter=TRIALS_PER_ROUND,
-                                        builder=in_process_builder(Path(work_dir, CANDIDATES), _linker(target)),
+                                        builder=in_process_builder(Path(work_dir, CANDIDATES), _linker(tuning_target)),
                                         runner=rpc.runner(rpc.parse(tracker)) if tracker else "local")
 
 
