@@ -82,6 +82,16 @@ def model_layout(run_device, inputs: list[dict], outputs: list[dict]):
     return run
 
 
+def _host_run(litert, data: bytes, lowered, interpreter=None):
+    """An ONNX-layout run of a .tflite on the host, with the I/O specs of that very model
+    (each model's own input and output quantization)."""
+    interpreter = interpreter or litert.open_model(data, threads=DEVICE_THREADS)
+    runner = interpreter.get_signature_runner()
+    inputs = _io_specs(lowered.inputs, runner.get_input_details())
+    outputs = _io_specs(lowered.outputs, runner.get_output_details())
+    return model_layout(litert.load(data, inputs, outputs, threads=DEVICE_THREADS), inputs, outputs), inputs, outputs
+
+
 def tflite_artefact(data: bytes, lowered, info: dict, quant: str, before_training: bytes | None = None) -> Artefact:
     """Artefact of a converted model: I/O specs from the interpreter, and a host executor that
     takes and returns ONNX-layout float arrays (transposing to and from the TF layout).
@@ -92,12 +102,9 @@ def tflite_artefact(data: bytes, lowered, info: dict, quant: str, before_trainin
     litert = device_module("tflite", "litert_model")
     runtime = litert.interpreter_class()[1]
     interpreter = accept(data, lambda model: litert.open_model(model, threads=DEVICE_THREADS), lowered)
-    runner = interpreter.get_signature_runner()
-    output_details = runner.get_output_details()
-    inputs = _io_specs(lowered.inputs, runner.get_input_details())
-    outputs = _io_specs(lowered.outputs, output_details)
+    run, inputs, outputs = _host_run(litert, data, lowered, interpreter)
+    output_details = interpreter.get_signature_runner().get_output_details()
     model = read_tflite(data)
-    run = model_layout(litert.load(data, inputs, outputs, threads=DEVICE_THREADS), inputs, outputs)
     tolerances = []
     for spec in outputs:
         step = _output_step(model, spec, output_details[spec["device_name"]]["index"]) if quant == "int8" else None
@@ -108,8 +115,8 @@ def tflite_artefact(data: bytes, lowered, info: dict, quant: str, before_trainin
             "transposes": {"count": ops.get("TRANSPOSE", 0), "needed_by": lowered.transposes()}, **info}
     layers = (lambda feeds: layer_errors(lowered, data, feeds)) if quant == "int8" else None
     baseline = None
-    if before_training is not None:
-        baseline = model_layout(litert.load(before_training, inputs, outputs, threads=DEVICE_THREADS), inputs, outputs)
+    if before_training is not None:  # its own I/O quantization: QAT may have moved the output range
+        baseline = _host_run(litert, before_training, lowered)[0]
     return Artefact(files={MODEL_FILE: data}, main=MODEL_FILE, inputs=inputs, outputs=outputs, run=run,
                     tolerances=tolerances, info=info, weight_bytes=model.constant_bytes, layers=layers,
                     before_training=baseline)
