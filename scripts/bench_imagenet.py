@@ -43,8 +43,9 @@ VARIANTS = (("int8", {}), ("int8+bias-correction", {"bias_correction": True}),
             ("int8+pixel-input", {"pixel_input": True}),
             ("int8+mse+learned-rounding+pixel-input", {"pixel_input": True, "rounding": "learned",
                                                        "calibration_method": "mse"}),
-            ("int8+mse+qat+pixel-input", {"pixel_input": True, "calibration_method": "mse",
-                                          "training": TrainConfig(seconds=QAT_SECONDS, qat=True)}))
+            ("int8+mse+learned-rounding+qat+pixel-input", {"pixel_input": True, "calibration_method": "mse",
+                                                           "rounding": "learned",
+                                                           "training": TrainConfig(seconds=QAT_SECONDS, qat=True)}))
 
 
 # The two input conventions as `--preprocess` keys; pixels are 0..255 in channels-last order.

@@ -1,9 +1,11 @@
 """Training batches: random minibatches of the training samples, light image augmentation.
 
 Images are the 4-D float inputs the lowering stores NHWC; augmentation flips them left-right
-and crops a random box of at least MIN_AREA of the image, resized back (Inception-style
-crop-resize, milder: the model is already trained). Each batch is made when asked for, so
-memory holds one batch besides the samples.
+and shifts them by whole pixels, the border reflected. It does not crop and resize: a resized
+image is smoother than any the model will see, and on EfficientNet-Lite0 distilling on
+crop-resized photos cost the int8 model 1.6 dB on unaltered held-out ones (25.5 -> 23.9 dB;
+24.3 dB with crops of at least 90% of the area), where flips and shifts kept or gained it.
+Each batch is made when asked for, so memory holds one batch besides the samples.
 """
 
 from __future__ import annotations
@@ -11,31 +13,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import tensorflow as tf
 
 from edgeopt.data import Dataset
 
-MIN_AREA = 0.64  # a crop keeps at least this share of the image
-ASPECT = (3 / 4, 4 / 3)
+SHIFT = 0.125  # a shift moves the image by up to this share of its side
 
 
-def _crop_resize(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One CHW image: a random box (area, aspect) cut out and resized back to the full size."""
+def _shift(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One CHW image moved by whole pixels, the uncovered border filled by reflection."""
     _, height, width = image.shape
-    area = rng.uniform(MIN_AREA, 1.0) * height * width
-    aspect = np.exp(rng.uniform(*np.log(ASPECT)))
-    h = int(min(height, round(np.sqrt(area / aspect))))
-    w = int(min(width, round(np.sqrt(area * aspect))))
-    top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
-    box = np.transpose(image[:, top:top + h, left:left + w], (1, 2, 0))
-    resized = tf.image.resize(box[None], (height, width), method="bilinear")[0].numpy()
-    return np.transpose(resized, (2, 0, 1)).astype(image.dtype)
+    my, mx = int(SHIFT * height), int(SHIFT * width)
+    dy, dx = rng.integers(-my, my + 1), rng.integers(-mx, mx + 1)
+    padded = np.pad(image, ((0, 0), (my, my), (mx, mx)), mode="reflect")
+    return padded[:, my + dy:my + dy + height, mx + dx:mx + dx + width]
 
 
 def _augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = np.empty_like(batch)
     for i, image in enumerate(batch):
-        image = _crop_resize(image, rng)
+        image = _shift(image, rng)
         out[i] = image[:, :, ::-1] if rng.random() < 0.5 else image
     return out
 

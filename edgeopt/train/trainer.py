@@ -44,11 +44,11 @@ def onnx_teacher(model: ir.Model) -> Callable[[dict], list[np.ndarray]]:
 
 class _Adam:
     """Adam on a list of variables, with the learning rate a variable the schedule moves,
-    times a per-variable `sizes`: a weight tensor moves by a share of its mean magnitude (BN-folded
-    depthwise kernels are 100x larger than pointwise ones), an activation range by a share of
-    its width."""
+    times a per-variable `sizes` (a number or an array of the variable's shape): a weight moves
+    by a share of its channel's or tensor's mean magnitude (_step_units), an activation range
+    by a share of its width."""
 
-    def __init__(self, variables: list[tf.Variable], rate: float, sizes: list[float] | None = None):
+    def __init__(self, variables: list[tf.Variable], rate: float, sizes: list | None = None):
         self.variables, self.rate = variables, tf.Variable(rate, trainable=False)
         self.base, self.sizes = rate, sizes or [1.0] * len(variables)
         self.moments = [(tf.Variable(tf.zeros_like(v), trainable=False), tf.Variable(tf.zeros_like(v), trainable=False))
@@ -65,6 +65,26 @@ class _Adam:
             m.assign(beta1 * m + (1 - beta1) * g)
             v.assign(beta2 * v + (1 - beta2) * tf.square(g))
             variable.assign_sub(self.rate * size * correction * m / (tf.sqrt(v) + eps))
+
+
+def _step_units(lowered: LoweredModel, variables: list[tf.Variable]) -> list:
+    """What a step at learning rate 1 moves each weight by: a kernel's elements by the mean
+    magnitude of their output channel (a BN-folded kernel's channels differ by 100x, and each
+    has its own int8 grid), any other weight by its tensor's mean magnitude."""
+    channels = {s.params["kernel"].ref(): s.params["channels"] for s in lowered.steps
+                if isinstance(s.params.get("kernel"), tf.Variable) and s.params.get("channels")}
+    units = []
+    for variable in variables:
+        weights = np.abs(variable.numpy())
+        whole = float(np.mean(weights)) or 1.0
+        count = channels.get(variable.ref())
+        if count:
+            flat = weights.reshape(-1, count)
+            per_channel = np.where(flat.mean(axis=0) > 0, flat.mean(axis=0), whole)
+            units.append(np.broadcast_to(per_channel, flat.shape).reshape(weights.shape).astype(np.float32))
+        else:
+            units.append(whole)
+    return units
 
 
 def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], data: Dataset, config: TrainConfig,
@@ -84,8 +104,8 @@ def train(lowered: LoweredModel, teacher: Callable[[dict], list[np.ndarray]], da
     trainable = [v for v in lowered.weights if v.trainable and v.ref() not in kept]
     bounds = trainable_ranges(lowered) if config.qat else []
     ranges = [bound for pair in bounds for bound in pair]
-    magnitudes = [float(np.mean(np.abs(v.numpy()))) or 1.0 for v in trainable]
-    weights_adam = _Adam([shadow_of.get(v.ref(), v) for v in trainable], config.learning_rate, magnitudes)
+    weights_adam = _Adam([shadow_of.get(v.ref(), v) for v in trainable], config.learning_rate,
+                         _step_units(lowered, trainable))
     widths = [float(hi.numpy() - lo.numpy()) or 1.0 for lo, hi in bounds]
     ranges_adam = _Adam(ranges, config.range_learning_rate, [w for w in widths for _ in range(2)])
     step = _step_function(lowered, trainable, ranges, weights_adam, ranges_adam, int8, masks, shadow_of)

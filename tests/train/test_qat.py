@@ -18,7 +18,7 @@ from edgeopt.quant.sequential import channel_scales
 from edgeopt.tflite.convert import convert, representative_data
 from edgeopt.train import TrainConfig
 from edgeopt.train.qat import Int8Weights
-from edgeopt.train.trainer import onnx_teacher, train
+from edgeopt.train.trainer import _step_units, onnx_teacher, train
 from lower.against_ort import SAME_PADS, GraphBuilder
 
 
@@ -186,3 +186,19 @@ def test_the_model_as_calibrated_is_read_with_its_own_output_scale():
     assert artefact.outputs[0]["quantization"]["scale"] > 2.5 * alone.outputs[0]["quantization"]["scale"]
     feed = {"image": images(1, 2)}
     np.testing.assert_array_equal(artefact.before_training(feed)[0], alone.run(feed)[0])
+
+
+def test_a_kernel_steps_by_its_own_channels_magnitude():
+    """Adam moves every weight by about the same amount per step: a channel 100x smaller than
+    its kernel's others steps 100x finer, on the scale of its own int8 grid."""
+    lowered = lower(two_convs())
+    step = next(s for s in lowered.steps if s.node == "first")
+    kernel, channels = step.params["kernel"], step.params["channels"]
+    weights = kernel.numpy()
+    weights[..., 1:] *= 100
+    kernel.assign(weights)
+    units = _step_units(lowered, [kernel, step.params["bias"]])
+    per_channel = units[0].reshape(-1, channels)
+    np.testing.assert_allclose(per_channel[0], np.abs(weights).reshape(-1, channels).mean(axis=0), rtol=1e-6)
+    assert (per_channel == per_channel[0]).all() and per_channel[0, 1] > 50 * per_channel[0, 0]
+    assert units[1] == pytest.approx(float(np.mean(np.abs(step.params["bias"].numpy()))))
