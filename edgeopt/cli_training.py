@@ -45,7 +45,7 @@ def training_options(command):
         click.option("--train-batch", type=int, default=16, show_default=True, metavar="B", help="Training batch size."),
         click.option("--seed", type=int, default=0, show_default=True, help="Training: seed of batch order and "
                      "augmentation."),
-        click.option("--no-augment", is_flag=True, help="Training: no image flips and crops."),
+        click.option("--no-augment", is_flag=True, help="Training: no image flips and shifts."),
     )):
         command = option(command)
     return command
