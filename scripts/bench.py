@@ -145,7 +145,8 @@ def pixel_input_goals(report: dict) -> dict:
     goals = {}
     for key in ("efficientnet_lite0_224", "efficientnet_lite0_224_imagenet_mean_std"):
         variants = report[key]["variants"]
-        normalised, pixels, qat = variants["int8"], variants["int8+pixel-input"], variants["int8+mse+learned-rounding+qat+pixel-input"]
+        normalised, pixels = variants["int8"], variants["int8+pixel-input"]
+        qat = variants["int8+mse+learned-rounding+qat+pixel-input"]
         ops = lambda v: sum(v["ops"].values())  # noqa: E731
         goals[key] = {
             "pixel_input": {"top1_agreement": pixels["top1_agreement"], "sqnr_db": pixels["sqnr_db"],
@@ -158,7 +159,8 @@ def pixel_input_goals(report: dict) -> dict:
             "qat_pixel_input": {"top1_agreement": qat["top1_agreement"], "sqnr_db": qat["sqnr_db"],
                                 "build_s": qat["build_s"], "met": qat["top1_agreement"] >= 0.95 and qat["sqnr_db"] >= 25},
             "learned_rounding_pixel_input": {  # no target of its own: where QAT starts
-                key: variants["int8+mse+learned-rounding+pixel-input"][key] for key in ("top1_agreement", "sqnr_db", "build_s")}}
+                field: variants["int8+mse+learned-rounding+pixel-input"][field]
+                for field in ("top1_agreement", "sqnr_db", "build_s")}}
     return goals
 
 

@@ -80,7 +80,8 @@ def _step_units(lowered: LoweredModel, variables: list[tf.Variable]) -> list:
         count = channels.get(variable.ref())
         if count:
             flat = weights.reshape(-1, count)
-            per_channel = np.where(flat.mean(axis=0) > 0, flat.mean(axis=0), whole)
+            means = flat.mean(axis=0)
+            per_channel = np.where(means > 0, means, whole)
             units.append(np.broadcast_to(per_channel, flat.shape).reshape(weights.shape).astype(np.float32))
         else:
             units.append(whole)

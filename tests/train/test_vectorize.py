@@ -22,7 +22,7 @@ def test_pad_keeps_its_value_under_vectorized_map():
     np.testing.assert_array_equal(batched, alone)
 
 
-def test_fake_quant_batches_as_one_op():
+def test_fake_quant_batched_gives_what_it_gives_alone():
     x = np.random.default_rng(1).normal(0, 2, (3, 5)).astype(np.float32)
     x[0, 0], x[1, 0] = -10.0, 10.0
     low, high = tf.Variable(-1.5), tf.Variable(2.5)
