@@ -122,9 +122,10 @@ def cli():
 @json_option
 def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps, profile, calib,
           eval_data, max_drop, input_shape, module, trust_pickle, preprocess, pixel_input, edgetpu_compiler,
-          require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, tune_trials, tune_time, tvm_tracker, qat, prune,
-          prune_scope, prune_exclude, prune_channels, prune_allocation, lowrank, lowrank_rank, depthwise, no_fine_tune, train_data,
-          train_steps, train_time, train_rate, train_batch, seed, no_augment, out, name, quiet, json_output):
+          require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, tune_trials, tune_time, tvm_tracker,
+          qat, prune, prune_scope, prune_exclude, prune_channels, prune_allocation, prune_importance, no_refit, lowrank,
+          lowrank_rank, depthwise, no_fine_tune, train_data, train_steps, train_time, train_rate, train_batch, seed,
+          no_augment, out, name, quiet, json_output):
     """Build MODEL into dist/<name>-<target>-<profile>/ and a reproducible .tar.gz."""
     from edgeopt.build import BuildRequest, build as run_build
     from edgeopt.progress import Progress
@@ -137,8 +138,8 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
     preprocess_items = preprocess if isinstance(preprocess, dict) else dict(_key_value(p) for p in preprocess)
     compression = compression_requests(prune, prune_scope, prune_exclude, prune_channels, prune_allocation,
-                                       lowrank, lowrank_rank, depthwise)
-    training, fine_tuning = training_configs(qat, bool(compression), no_fine_tune, train_data, train_steps, train_time,
+                                       prune_importance, no_refit, lowrank, lowrank_rank, depthwise)
+    training, fine_tuning = training_configs(qat, compression, no_fine_tune, train_data, train_steps, train_time,
                                              train_rate, train_batch, seed, no_augment)
     request = BuildRequest(
         model=Path(model), target=target, quant=quant, io_dtype=io_dtype, calibration_method=calibration_method,

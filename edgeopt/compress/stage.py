@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import time
-from itertools import islice
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -26,7 +25,6 @@ from edgeopt.passes.base import PassReport
 from edgeopt.train.config import TrainConfig
 
 LATENCY_RUNS = 20
-CALIBRATION_FEEDS = 16  # samples a pass may measure on before it rewrites
 
 
 @dataclass
@@ -108,9 +106,8 @@ def compress(model: ir.Model, chosen: list[CompressionPass], reference, evaluati
     if training is not None:
         unshare_initializers(model)  # each layer fine-tunes its own copy of a shared constant
     rows, reports = [_ir_row("source", model, reference, evaluation, batch)], []
-    feeds = list(islice(data.batches(batch), CALIBRATION_FEEDS)) if data is not None else []
     for p in chosen:
-        p.calibrate(feeds)
+        p.calibrate(data, batch, note)
         before = analyze(model)
         note(p.label)
         targets = p.sparsity_targets(model)

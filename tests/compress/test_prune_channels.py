@@ -10,6 +10,7 @@ import onnx_ir as ir
 import pytest
 
 from edgeopt.compress._channels import shape_of
+from edgeopt.data import Dataset
 from edgeopt.errors import UsageError
 from edgeopt.ir import infer_shapes, ort_session, to_bytes
 from edgeopt.ir.analysis import analyze
@@ -140,8 +141,8 @@ def test_sensitivity_prunes_where_the_outputs_suffer_least():
         g, model = net()
         before, macs = run(model, g)[0], analyze(model).macs
         rng = np.random.default_rng(0)
-        p = make_pass("prune-channels", {"ratio": 0.25, "allocation": allocation})
-        p.calibrate([{"image": rng.uniform(-1, 1, (1, 3, 8, 8)).astype(np.float32)} for _ in range(4)])
+        p = make_pass("prune-channels", {"ratio": 0.25, "allocation": allocation, "refit": False})
+        p.calibrate(Dataset({"image": rng.uniform(-1, 1, (4, 3, 8, 8)).astype(np.float32)}, None, "uniform noise"), 1)
         p.apply(model)
         model = infer_shapes(model)
         error = float(np.mean((run(model, g)[0] - before) ** 2) / np.mean(before ** 2))
@@ -151,7 +152,32 @@ def test_sensitivity_prunes_where_the_outputs_suffer_least():
     assert sensitivity[1] >= uniform[1] and sensitivity[2] < 0.1 * uniform[2]
 
 
-def test_sensitivity_without_data_is_a_usage_error(conv_net):
+@pytest.mark.parametrize("option", [{"allocation": "sensitivity"}, {"importance": "activation"}])
+def test_measuring_without_data_is_a_usage_error(conv_net, option):
     with pytest.raises(UsageError) as error:
-        make_pass("prune-channels", {"allocation": "sensitivity"}).apply(conv_net())
-    assert "measures each layer group on data" in error.value.message
+        make_pass("prune-channels", option).apply(conv_net())
+    assert f"--prune-{next(iter(option))} {next(iter(option.values()))} measures the layers on data" in error.value.message
+
+
+def test_activation_importance_prunes_the_channels_the_data_leaves_silent():
+    """Input channel 0 is always zero in the data: the four channels of `a` that read only it
+    have the largest weights and no output; weight norms keep them, activations prune them."""
+    def net():
+        g = GraphBuilder(seed=7)
+        x = g.node("Relu", g.conv(g.input("image", (1, 3, 8, 8)), 3, 8, pads=SAME_PADS, name="a"))
+        g.weights["a_w"][:4, 1:] = 0
+        g.weights["a_w"][:4, 0] *= 10
+        g.weights["a_b"][:4] = 0
+        return g, finish(g, [g.conv(x, 8, 4, kernel=1, name="c")])
+
+    data = np.random.default_rng(0).uniform(-1, 1, (8, 3, 8, 8)).astype(np.float32)
+    data[:, 0] = 0
+    kept = {}
+    for importance in ("l2", "activation"):
+        g, model = net()
+        p = make_pass("prune-channels", {"ratio": 0.5, "importance": importance, "exclude": ["c"], "refit": False})
+        p.calibrate(Dataset({"image": data}, None, "noise, channel 0 silent"), 1)
+        p.apply(model)
+        kept[importance] = np.abs(next(n for n in model.graph if n.name == "a").inputs[1].const_value.numpy()[:, 0])
+    assert kept["l2"].shape == kept["activation"].shape == (4, 3, 3)
+    assert kept["l2"].max() > 1 >= kept["activation"].max()  # only the silent channels' weights exceed 1
