@@ -11,7 +11,7 @@ import onnx_ir as ir
 from edgeopt.errors import UsageError
 from edgeopt.ir.analysis import MAC_RULES
 from edgeopt.passes._rewrite import (add_initializer, constant_array, is_onnx_op, remove_unused_initializers,
-                                     replace_value)
+                                     replace_constant_input, replace_value)
 
 WEIGHT_OPS = ("Conv", "Gemm", "MatMul")
 
@@ -45,10 +45,7 @@ class Layer:
 
     def set_weight(self, array: np.ndarray) -> None:
         """Give the node a new weight constant (its old one dropped when nothing else reads it)."""
-        old = self.node.inputs[1]
-        self.node.replace_input_with(1, add_initializer(self.node.graph, array.astype(self.weight.dtype),
-                                                        f"{self.name}.weight"))
-        remove_unused_initializers(self.node.graph, [old])
+        replace_constant_input(self.node, 1, array.astype(self.weight.dtype), f"{self.name}.weight")
         self.weight = array
 
 

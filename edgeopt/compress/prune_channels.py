@@ -16,8 +16,8 @@ fine-tuned for 10 minutes, reached 68% top-1 agreement at int8 with refit, 63% w
 from __future__ import annotations
 
 from collections import defaultdict
-from itertools import islice
 from collections.abc import Callable
+from itertools import islice
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +30,7 @@ from edgeopt.compress._refit import outputs_of, refit
 from edgeopt.compress._pass import CompressionPass
 from edgeopt.errors import UsageError
 from edgeopt.ir import to_bytes
-from edgeopt.passes._rewrite import add_initializer, constant_array, remove_unused_initializers
+from edgeopt.passes._rewrite import constant_array, replace_constant_input
 from edgeopt.passes.base import PassConfig, register
 
 NORMS = {"l2": 2, "l1": 1}
@@ -162,9 +162,7 @@ def prune_channels(model: ir.Model, ratios: Callable[[str], float], importance: 
 
 
 def _set_constant(node: ir.Node, index: int, array: np.ndarray) -> None:
-    old = node.inputs[index]
-    node.replace_input_with(index, add_initializer(node.graph, array, f"{node.name}.pruned"))
-    remove_unused_initializers(node.graph, [old])
+    replace_constant_input(node, index, array, f"{node.name}.pruned")
 
 
 def _slice_input(node: ir.Node, index: int, keep: np.ndarray, axis: int) -> None:

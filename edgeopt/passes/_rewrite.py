@@ -100,3 +100,10 @@ def add_initializer(graph: ir.Graph, array: np.ndarray, base: str) -> ir.Value:
     value = ir.val(name, const_value=ir.tensor(array, name=name))
     graph.register_initializer(value)
     return value
+
+
+def replace_constant_input(node: ir.Node, index: int, array: np.ndarray, base: str) -> None:
+    """Give `node` a new constant as input `index`; the old one goes when nothing else reads it."""
+    old = node.inputs[index]
+    node.replace_input_with(index, add_initializer(node.graph, array, base))
+    remove_unused_initializers(node.graph, [old])
