@@ -7,8 +7,12 @@ far, so a layer also absorbs the error of the layers before it. A weight that is
 zero (pruning's zeros); a layer that lost output channels is fit to those it kept. The fit is
 a ridge regression pulled towards the current weights, and a layer with too few input rows
 for its inputs (a classifier after pooling) is left alone: few samples cannot run it wild.
+Images are read as they are and mirrored, twice the samples for the same photos. The models
+run through walks (edgeopt.compress._walk), so each node runs once per sample.
 Measured on EfficientNet-Lite0, 50% of each layer's weights pruned, no fine-tuning: top-1
-agreement with the unpruned model 0% by magnitude alone, 74.7% refit on 128 photo crops.
+agreement with the unpruned model 0% by magnitude alone, 74.7% refit on 128 photo crops,
+76.3% on the same crops and their mirror images (refit in 34 s, was 225 s without walks on
+the 128 crops alone).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import onnx
 import onnx_ir as ir
 
 from edgeopt.compress._layers import Layer, conv_attributes, explicit_pads, weight_layers
+from edgeopt.compress._walk import Walk
 from edgeopt.data import Dataset
 from edgeopt.ir import ort_session, to_bytes
 from edgeopt.passes._rewrite import constant_array, replace_constant_input
@@ -38,17 +43,23 @@ class _Linear:
     weight: np.ndarray  # [out, in]
     bias: np.ndarray | None  # [out], None when the node has none
 
-    def rows(self, x: np.ndarray) -> np.ndarray:
-        """The input rows the layer multiplies: patches of a conv's NCHW input, or the matrix."""
+    def rows(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The input rows the layer multiplies and the output rows they give: patches of a
+        conv's NCHW input at an even spread of at most ROWS_PER_SAMPLE output positions (the
+        neighbours of a position say much the same), or the matrix's rows."""
         if self.layer.node.op_type != "Conv":
-            return x.reshape(-1, x.shape[-1])
+            return x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
         a = conv_attributes(self.layer.node)
         (kh, kw), (sh, sw), (dh, dw) = self.layer.weight.shape[2:], a["strides"], a["dilations"]
         top, left, bottom, right = a["pads"]
         x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
         windows = np.lib.stride_tricks.sliding_window_view(x, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(2, 3))
         windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # [N, C, H', W', kh, kw]
-        return windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, x.shape[1] * kh * kw)
+        height, width = y.shape[2:]
+        spread = np.arange(0, height * width, max(1, height * width // ROWS_PER_SAMPLE))
+        ys, xs = spread // width, spread % width
+        patches = windows[:, :, ys, xs].transpose(0, 2, 1, 3, 4)  # [N, P, C, kh, kw]
+        return patches.reshape(-1, x.shape[1] * kh * kw), y[:, :, ys, xs].transpose(0, 2, 1).reshape(-1, y.shape[1])
 
     def write(self) -> None:
         node, stored = self.layer.node, self.layer.weight
@@ -88,20 +99,14 @@ def outputs_of(model: ir.Model | bytes, names: list[str]) -> Callable[[dict], li
     return lambda feed: session.run(names, feed)  # noqa: E731
 
 
-def _statistics(linear: _Linear, model: ir.Model, before: bytes, output_name: str, keep: np.ndarray | None,
-                feeds: list[dict], batch: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """H = X'X and G = X'Y over the feeds: X the layer's input rows now (with a 1 for the bias),
-    Y the layer's output in the model before, on the channels it keeps; and the rows read."""
-    now = outputs_of(model, [linear.layer.node.inputs[0].name])
-    then = outputs_of(before, [output_name])
-    conv = linear.layer.node.op_type == "Conv"
+def _statistics(linear: _Linear, now: list[np.ndarray], then: list[np.ndarray], keep: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+    """H = X'X and G = X'Y: X the layer's input rows now (with a 1 for the bias), from its
+    inputs `now`; Y its outputs `then`, in the model before, on the channels it keeps; and the
+    rows read."""
     h, g, rows = 0.0, 0.0, 0
-    for feed in feeds:
-        x, y = linear.rows(now(feed)[0]), then(feed)[0]
-        y = np.moveaxis(y, 1, -1).reshape(-1, y.shape[1]) if conv else y.reshape(-1, y.shape[-1])
-        if conv:  # neighbouring positions say much the same: an even spread of them is enough
-            step = max(1, len(x) // (ROWS_PER_SAMPLE * batch))
-            x, y = x[::step], y[::step]
+    for x, y in zip(now, then):
+        x, y = linear.rows(x, y)
         if keep is not None:
             y = y[:, keep]
         if linear.bias is not None:
@@ -110,6 +115,19 @@ def _statistics(linear: _Linear, model: ir.Model, before: bytes, output_name: st
         g = g + (x.T @ y).astype(np.float64)
         rows += len(x)
     return h, g, rows
+
+
+def _mirrored(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+    """The feed with its images flipped left-right (4-D float inputs, 1 or 3 channels first or
+    last), or None when it has none: twice the samples for the same photos."""
+    flipped, any_image = {}, False
+    for name, x in feed.items():
+        axis = 3 if x.ndim == 4 and x.shape[1] in (1, 3) else 2 if x.ndim == 4 and x.shape[3] in (1, 3) else None
+        if x.dtype.kind != "f" or axis is None:
+            flipped[name] = x
+        else:
+            flipped[name], any_image = np.flip(x, axis).copy(), True
+    return flipped if any_image else None
 
 
 def _solve(h: np.ndarray, g: np.ndarray, current: np.ndarray, bias: bool) -> np.ndarray:
@@ -137,16 +155,22 @@ def refit(model: ir.Model, before: bytes, data: Dataset, batch: int, kept: dict[
     layer that lost output channels, the mask of those left. Returns what it did, in lines."""
     kept = kept or {}
     feeds = [feed for _, feed in zip(range(max(1, SAMPLES // batch)), data.batches(batch))]
-    original = {node.name: node for node in ir.from_proto(onnx.load_from_string(before)).graph}
+    mirrored = [m for m in map(_mirrored, feeds) if m is not None]
+    feeds += mirrored
+    original = ir.from_proto(onnx.load_from_string(before))
+    was_named = {node.name: node for node in original.graph}
+    now, then = Walk(feeds), Walk(feeds)
     layers = [(layer, _linear(layer)) for layer in weight_layers(model)]
     changes, started, count = [], False, 0
     for index, (layer, linear) in enumerate(layers):
-        was = original.get(layer.name)
+        was = was_named.get(layer.name)
         started = started or was is None or not np.array_equal(layer.weight, constant_array(was.inputs[1]))
         if not started or linear is None or was is None:
             continue
         note(f"refitting layer {index + 1} of {len(layers)}: {layer.describe()}")
-        h, g, rows = _statistics(linear, model, before, was.outputs[0].name, kept.get(layer.name), feeds, batch)
+        inputs = [x for x, in now.advance(model, [layer.node.inputs[0].name])]
+        outputs = [y for y, in then.advance(original, [was.outputs[0].name])]
+        h, g, rows = _statistics(linear, inputs, outputs, kept.get(layer.name))
         if rows < ROWS_PER_INPUT * linear.weight.shape[1]:
             changes.append(f"{layer.describe()}: kept as it is, {rows} input rows are too few to refit its "
                            f"{linear.weight.shape[1]} inputs")
@@ -157,4 +181,5 @@ def refit(model: ir.Model, before: bytes, data: Dataset, batch: int, kept: dict[
         linear.write()
         count += 1
     samples = len(feeds) * batch
-    return [f"{count} layers from the first one changed on refit to their outputs before, on {samples} samples"] + changes
+    return [f"{count} layers from the first one changed on refit to their outputs before, on {samples} samples"
+            + (" (half of them mirror images)" if mirrored else "")] + changes

@@ -8,6 +8,7 @@ import numpy as np
 import onnx_ir as ir
 
 from edgeopt.data import Dataset
+from edgeopt.compress._refit import _mirrored
 from edgeopt.ir import infer_shapes, ort_session, to_bytes
 import edgeopt.compress  # noqa: F401  (registers the passes)
 from edgeopt.passes import make_pass
@@ -68,3 +69,21 @@ def test_pruned_zeros_stay_zero_and_the_outputs_come_closer():
             assert (b.inputs[1].const_value.numpy()[zeros] == 0).all()
     held_out = _samples(16, 1)  # independent noise: what a pruned weight read is mostly lost (0.20 against 0.29)
     assert _error(refit, before, held_out) < 0.8 * _error(plain, before, held_out)
+
+
+def test_refit_doubles_its_images_with_mirror_images():
+    image = np.arange(2 * 3 * 2 * 3, dtype=np.float32).reshape(2, 3, 2, 3)
+    flipped = _mirrored({"image": image, "scale": np.ones((2, 1), np.float32)})
+    np.testing.assert_array_equal(flipped["image"], image[..., ::-1])
+    np.testing.assert_array_equal(flipped["scale"], 1)
+    nhwc = image.transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(_mirrored({"image": nhwc})["image"], nhwc[:, :, ::-1])
+    assert _mirrored({"tokens": np.ones((1, 3, 8, 8), np.int64)}) is None
+    assert _mirrored({"features": np.ones((1, 16), np.float32)}) is None
+
+
+def test_refit_says_how_many_samples_it_read():
+    _, model = _net()
+    p = make_pass("prune", {"sparsity": 0.5})
+    p.calibrate(Dataset({"image": _samples(8, 0)}, None, "uniform noise"), 1)
+    assert "on 16 samples (half of them mirror images)" in "\n".join(p.apply(model))
