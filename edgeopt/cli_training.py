@@ -30,9 +30,10 @@ def training_options(command):
         click.option("--prune-allocation", type=click.Choice(["uniform", "sensitivity"]), default="uniform",
                      show_default=True, help="--prune-channels: R in every group of tied layers, or per group as "
                      "measured on calibration data (the MACs of R everywhere, saved where the outputs suffer least)."),
-        click.option("--prune-importance", type=click.Choice(["l2", "l1", "activation"]), default="l2",
-                     show_default=True, help="--prune-channels: rank channels by their weights' L2 or L1 norm, or by "
-                     "their mean |output| on calibration data."),
+        click.option("--prune-importance", type=click.Choice(["l2", "l1", "activation"]),
+                     help="--prune-channels: rank channels by their weights' L2 or L1 norm, or by what they carry to "
+                     "the next layers on calibration data (their mean square there times the weights reading them; "
+                     "the default with --calib/--train-data, l2 without)."),
         click.option("--no-refit", is_flag=True, help="--prune, --prune-channels: do not refit the remaining weights "
                      "to the unpruned layers' outputs on --calib/--train-data (least squares, layer by layer); "
                      "--prune then reaches its sparsity gradually while fine-tuning."),

@@ -25,6 +25,7 @@ import onnx
 import onnx_ir as ir
 
 from edgeopt.compress._layers import Layer, conv_attributes, explicit_pads, weight_layers
+from edgeopt.compress._obs import obs_prune
 from edgeopt.compress._walk import Walk
 from edgeopt.data import Dataset
 from edgeopt.ir import ort_session, to_bytes
@@ -33,6 +34,7 @@ from edgeopt.passes._rewrite import constant_array, replace_constant_input
 SAMPLES = 128  # calibration samples a refit reads: 32 left Lite0 at 72% agreement, 128 at 76% (a lab run)
 ROWS_PER_SAMPLE = 1024  # output positions a sample contributes to a conv's fit, evenly spaced
 DAMPING = 1e-2  # ridge weight, as a share of the mean input power (SparseGPT's percdamp)
+SOLVE_ELEMENTS = 1 << 23  # rows solved at once hold at most this many matrix elements (64 MB)
 ROWS_PER_INPUT = 4  # fewer input rows than this per input (a classifier after pooling) overfit: left alone
 
 
@@ -130,30 +132,52 @@ def _mirrored(feed: dict[str, np.ndarray]) -> dict[str, np.ndarray] | None:
     return flipped if any_image else None
 
 
-def _solve(h: np.ndarray, g: np.ndarray, current: np.ndarray, bias: bool) -> np.ndarray:
+def _damping(h: np.ndarray) -> float:
+    return DAMPING * float(np.mean(np.diag(h))) or DAMPING
+
+
+def _solve(h: np.ndarray, g: np.ndarray, current: np.ndarray, bias: bool, keep_zeros: bool = True) -> np.ndarray:
     """Rows of `current` ([out, in], the bias last when `bias`) refit:
-    min |X w - y|^2 + damping |w - current|^2, over the nonzero weights of each row only."""
-    damping = DAMPING * float(np.mean(np.diag(h))) or DAMPING
-    nonzero = current != 0
+    min |X w - y|^2 + damping |w - current|^2, over the nonzero weights of each row only
+    (all weights with `keep_zeros` False). Rows with as many weights are solved as a stack."""
+    damping = _damping(h)
+    nonzero = (current != 0) | (not keep_zeros)
     if bias:
         nonzero[:, -1] = True
     if nonzero.all():
         return np.linalg.solve(h + damping * np.eye(len(h)), g + damping * current.T).T
-    fitted = np.zeros_like(current)
-    for row in range(len(current)):
-        keep = np.flatnonzero(nonzero[row])
-        if keep.size:
-            sub = h[np.ix_(keep, keep)] + damping * np.eye(keep.size)
-            fitted[row, keep] = np.linalg.solve(sub, g[keep, row] + damping * current[row, keep])
+    fitted, counts = np.zeros_like(current), nonzero.sum(1)
+    for count in np.unique(counts[counts > 0]):
+        rows = np.flatnonzero(counts == count)
+        for chunk in np.array_split(rows, -(-len(rows) * count * count // SOLVE_ELEMENTS)):
+            keep = np.stack([np.flatnonzero(nonzero[row]) for row in chunk])  # [rows, count]
+            system = h[keep[:, :, None], keep[:, None, :]] + damping * np.eye(count)
+            target = g[keep, chunk[:, None]] + damping * current[chunk[:, None], keep]
+            fitted[chunk[:, None], keep] = np.linalg.solve(system, target[..., None])[..., 0]
     return fitted
 
 
+def _with_bias(linear: _Linear) -> np.ndarray:
+    """[out, in], and the bias as a last column when the layer has one."""
+    return linear.weight if linear.bias is None else np.concatenate([linear.weight, linear.bias[:, None]], 1)
+
+
+def _rezeroed(h: np.ndarray, g: np.ndarray, dense: _Linear, sparsity: float) -> np.ndarray:
+    """The layer's weights (bias last) with `sparsity` of each row zeroed where the fit loses
+    least (edgeopt.compress._obs), from the dense layer refit to the same data."""
+    bias = dense.bias is not None
+    fitted = _solve(h, g, _with_bias(dense), bias, keep_zeros=False)
+    return obs_prune(fitted, h, sparsity, _damping(h), frozen=int(bias))
+
+
 def refit(model: ir.Model, before: bytes, data: Dataset, batch: int, kept: dict[str, np.ndarray] | None = None,
-          note=lambda text: None) -> list[str]:
+          sparsity: dict[str, float] | None = None, note=lambda text: None) -> list[str]:
     """Refit every layer from the first one the pass changed onwards (graph order), towards
     `before` (the serialised model before the pass, same node and value names). `kept`: per
-    layer that lost output channels, the mask of those left. Returns what it did, in lines."""
-    kept = kept or {}
+    layer that lost output channels, the mask of those left. `sparsity`: per layer whose zeros
+    the refit chooses anew, the share of each row's weights to zero (the pass's zeros are then
+    only the fallback, for a layer refit leaves alone). Returns what it did, in lines."""
+    kept, sparsity = kept or {}, sparsity or {}
     feeds = [feed for _, feed in zip(range(max(1, SAMPLES // batch)), data.batches(batch))]
     mirrored = [m for m in map(_mirrored, feeds) if m is not None]
     feeds += mirrored
@@ -175,7 +199,10 @@ def refit(model: ir.Model, before: bytes, data: Dataset, batch: int, kept: dict[
             changes.append(f"{layer.describe()}: kept as it is, {rows} input rows are too few to refit its "
                            f"{linear.weight.shape[1]} inputs")
             continue
-        current = linear.weight if linear.bias is None else np.concatenate([linear.weight, linear.bias[:, None]], 1)
+        current = _with_bias(linear)
+        if layer.name in sparsity:
+            dense = _linear(Layer(was, constant_array(was.inputs[1])))
+            current = _rezeroed(h, g, dense, sparsity[layer.name])
         fitted = _solve(h, g, current, linear.bias is not None)
         linear.weight, linear.bias = (fitted, None) if linear.bias is None else (fitted[:, :-1], fitted[:, -1])
         linear.write()

@@ -1,6 +1,7 @@
-"""prune: unstructured magnitude pruning. The smallest weights of each chosen layer become
-exactly zero; the model keeps its shape, and the zeros pay off where the bundle is stored
-compressed (gzip) and stay zero through fine-tuning, --qat and int8 conversion.
+"""prune: unstructured pruning. A share of each chosen layer's weights become exactly zero
+(without data the smallest, with data those that cost least); the model keeps its shape,
+and the zeros pay off where the bundle is stored compressed (gzip) and stay zero through
+fine-tuning, --qat and int8 conversion.
 
 Magnitudes are compared within each output channel's scale (|w| over the channel's RMS):
 folded BatchNorms leave channels, and layers, on scales 100x apart, and raw magnitudes
@@ -8,8 +9,11 @@ would empty whole small-scale channels (EfficientNet-Lite0, 30% per layer, no fi
 top-1 agreement 26% by raw magnitude). `scope = "layer"` gives every layer the same
 sparsity; `"global"` ranks all chosen weights together. Depthwise kernels (k x k weights a
 channel, the most sensitive, and few) stay dense unless `depthwise` is set.
-With calibration data the pass prunes at once, then refits the weights left, layer by layer,
-to the outputs the dense layers had (edgeopt.compress._refit), and fine-tuning keeps the zeros.
+With calibration data the magnitudes only set each layer's share of zeros: refit, layer by
+layer, chooses which weights of each row to zero by what they cost the layer's output on the
+data (edgeopt.compress._obs), and fits the rest to the outputs the dense layers had
+(edgeopt.compress._refit); fine-tuning keeps the zeros. On Lite0 at 0.5, no fine-tuning:
+top-1 agreement 76.3% with magnitude's zeros refit, 81.0% with refit's own.
 Without refit (`refit = False`), fine-tuning reaches the sparsity gradually
 (edgeopt.train.sparsity) and this pass then only confirms it.
 """
@@ -26,6 +30,7 @@ from edgeopt.compress._layers import Layer, check_ratio, chosen_layers
 from edgeopt.compress._pass import CompressionPass
 from edgeopt.compress._refit import refit
 from edgeopt.ir import to_bytes
+from edgeopt.passes._rewrite import constant_array
 from edgeopt.passes.base import PassConfig, register
 
 SCOPES = ("layer", "global")
@@ -99,15 +104,17 @@ class Prune(CompressionPass):
         before, layers = to_bytes(model), self.layers(model)
         masks = sparsity_masks([layer.weight for layer in layers], self.config.sparsity, self.config.scope,
                                [layer.output_axis for layer in layers])
-        changes = []
         for layer, keep in zip(layers, masks):
             pruned = np.where(keep, layer.weight, 0).astype(layer.weight.dtype)
             if not np.array_equal(pruned, layer.weight):
                 layer.set_weight(pruned)
-            zeros = int(np.sum(layer.weight == 0))
+        shares = {layer.name: float(np.mean(~keep)) for layer, keep in zip(layers, masks) if not keep.all()}
+        refitted = refit(model, before, self.data, self.batch, sparsity=shares, note=self.note) if (
+            shares and self.refits) else []
+        changes = []
+        for layer in layers:
+            weight = constant_array(layer.node.inputs[1])
+            zeros = int(np.sum(weight == 0))
             if zeros:
-                changes.append(f"{layer.describe()}: {zeros / layer.weight.size:.1%} of its {layer.weight.size} "
-                               f"weights zero")
-        if changes and self.refits:
-            changes += refit(model, before, self.data, self.batch, note=self.note)
-        return changes
+                changes.append(f"{layer.describe()}: {zeros / weight.size:.1%} of its {weight.size} weights zero")
+        return changes + refitted

@@ -181,3 +181,43 @@ def test_activation_importance_prunes_the_channels_the_data_leaves_silent():
         kept[importance] = np.abs(next(n for n in model.graph if n.name == "a").inputs[1].const_value.numpy()[:, 0])
     assert kept["l2"].shape == kept["activation"].shape == (4, 3, 3)
     assert kept["l2"].max() > 1 >= kept["activation"].max()  # only the silent channels' weights exceed 1
+
+
+def test_activation_importance_prunes_the_channels_the_next_layer_does_not_read():
+    """Channels 0-3 of `a` are its largest, but `c` gives them zero weight: what they carry
+    to the next layer is nothing, so activation importance prunes them and l2 keeps them."""
+    def net():
+        g = GraphBuilder(seed=8)
+        x = g.node("Relu", g.conv(g.input("image", (1, 3, 8, 8)), 3, 8, pads=SAME_PADS, name="a"))
+        g.weights["a_w"][:4] *= 10
+        out = g.conv(x, 8, 4, kernel=1, name="c")
+        g.weights["c_w"][:, :4] = 0
+        return g, finish(g, [out])
+
+    data = Dataset({"image": np.random.default_rng(0).uniform(-1, 1, (8, 3, 8, 8)).astype(np.float32)}, None, "noise")
+    kept = {}
+    for importance in ("l2", "activation"):
+        _, model = net()
+        p = make_pass("prune-channels", {"ratio": 0.5, "importance": importance, "exclude": ["c"], "refit": False})
+        p.calibrate(data, 1)
+        p.apply(model)
+        kept[importance] = np.abs(next(n for n in model.graph if n.name == "a").inputs[1].const_value.numpy()).max()
+    assert kept["l2"] > 10 * kept["activation"]
+
+
+def test_importance_is_activation_with_data_and_l2_without(conv_net):
+    data = Dataset({"image": np.random.default_rng(0).uniform(-1, 1, (4, 3, 8, 8)).astype(np.float32)}, None, "noise")
+    chosen = {}
+    for importance in (None, "l2", "activation"):
+        for with_data in (False, True):
+            p = make_pass("prune-channels", {"ratio": 0.5, "importance": importance, "refit": False})
+            if with_data:
+                p.calibrate(data, 1)
+            elif importance == "activation":
+                continue
+            model = conv_net()
+            p.apply(model)
+            chosen[importance, with_data] = [n.inputs[1].const_value.numpy().tolist() for n in model.graph
+                                             if n.op_type == "Conv"]
+    assert chosen[None, False] == chosen["l2", False]
+    assert chosen[None, True] == chosen["activation", True] != chosen["l2", True]

@@ -1,6 +1,7 @@
 """Refit after pruning (edgeopt/compress/_refit.py): the next layers absorb what a pruned
-channel carried, through strided, padded convs and a Flatten into a Gemm; pruning's zeros
-stay zero and the refit model is closer to the unpruned one on samples it never saw."""
+channel carried, through strided, padded convs and a Flatten into a Gemm; unstructured
+pruning's zeros are chosen anew, as many per row, and the refit model is closer to the
+unpruned one on samples it never saw."""
 
 from __future__ import annotations
 
@@ -59,14 +60,19 @@ def test_the_next_layers_absorb_a_pruned_channel_that_repeats_another():
     assert _error(refit, before, held_out) < 1e-3 * _error(plain, before, held_out)
 
 
-def test_pruned_zeros_stay_zero_and_the_outputs_come_closer():
+def test_refit_chooses_the_zeros_anew_and_the_outputs_come_closer():
+    """Each row loses half its weights either way; refit picks which by what they cost."""
     plain, before = _pruned("prune", {"sparsity": 0.5, "exclude": ["fc"]}, refit=False)
     refit, _ = _pruned("prune", {"sparsity": 0.5, "exclude": ["fc"]}, refit=True)
+    moved = 0
     for a, b in zip(plain.graph, refit.graph):
         if a.op_type == "Conv":
-            zeros = a.inputs[1].const_value.numpy() == 0
+            zeros, refit_zeros = (n.inputs[1].const_value.numpy() == 0 for n in (a, b))
             assert 0.49 < zeros.mean() <= 0.5
-            assert (b.inputs[1].const_value.numpy()[zeros] == 0).all()
+            rows = refit_zeros.reshape(len(refit_zeros), -1)
+            assert (np.abs(rows.sum(1) - rows.shape[1] / 2) <= 0.5).all()  # 27 weights a row: 13 or 14
+            moved += int(np.sum(zeros & ~refit_zeros))
+    assert moved > 0
     held_out = _samples(16, 1)  # independent noise: what a pruned weight read is mostly lost (0.20 against 0.29)
     assert _error(refit, before, held_out) < 0.8 * _error(plain, before, held_out)
 
