@@ -1,5 +1,6 @@
 """The compression stage of a build: each requested pass, then fine-tuning by distillation
-from the model as it was before compression, then one row of the per-pass table.
+from the model as it was before compression (kept only when it brings the model closer on
+training samples held out of it), then one row of the per-pass table.
 
 Rows measure the IR itself (its float ONNX serialisation and onnxruntime on one thread), so
 every step is comparable whatever the target; the build adds the target artefact's row.
@@ -14,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import onnx
 import onnx_ir as ir
 
 from edgeopt import verify
-from edgeopt.data import Dataset
+from edgeopt.data import Dataset, split
 from edgeopt.ir import infer_shapes, ort_session, to_bytes, unshare_initializers
 from edgeopt.ir.analysis import analyze
 from edgeopt.compress._pass import CompressionPass
@@ -25,6 +27,8 @@ from edgeopt.passes.base import PassReport
 from edgeopt.train.config import TrainConfig
 
 LATENCY_RUNS = 20
+CHECK_SHARE = 0.125  # of the training samples, held out of fine-tuning to check that it helped
+CHECK_SAMPLES = 8  # fewer held out than this (or than a batch): no check, every sample trains
 
 
 @dataclass
@@ -96,6 +100,31 @@ def fine_tune(model: ir.Model, teacher, data: Dataset, config: TrainConfig, note
     return {**report.to_json(), "written_back": len(written.constants), "not_written_back": written.skipped}
 
 
+def _sqnr_db(model: ir.Model, teacher, data: Dataset, batch: int) -> float:
+    session = ort_session(to_bytes(model))
+    return verify.measure(teacher, lambda feed: session.run(None, feed), data, batch).sqnr_db
+
+
+def fine_tune_checked(model: ir.Model, teacher, data: Dataset, config: TrainConfig, batch: int, note
+                      ) -> tuple[ir.Model, dict]:
+    """Fine-tune on all but a held-out share of `data`, and keep the result only when it is
+    closer to `teacher` there (SQNR). Refit can leave a model that fine-tuning on few samples
+    makes worse: EfficientNet-Lite0 after --prune 0.5, 128 crops, 5 minutes: top-1 agreement
+    on unseen crops 81.0% -> 78.2% (79.7% at a tenth of the rate)."""
+    rest, check = split(data, CHECK_SHARE, config.seed)
+    if check.size < max(CHECK_SAMPLES, batch):
+        return model, fine_tune(model, teacher, data, config, note)
+    start, saved = _sqnr_db(model, teacher, check, batch), to_bytes(model)
+    tuned = fine_tune(model, teacher, rest, config, note)
+    end = _sqnr_db(model, teacher, check, batch)
+    tuned.update(held_out=check.size, held_out_sqnr_db=[round(start, 2), round(end, 2)], kept=bool(end >= start))
+    if end < start:
+        note(f"fine-tuning lowered the SQNR on {check.size} training samples it did not train on ({start:.2f} -> "
+             f"{end:.2f} dB): the weights from before it are kept")
+        model = ir.from_proto(onnx.load_from_string(saved))
+    return model, tuned
+
+
 def compress(model: ir.Model, chosen: list[CompressionPass], reference, evaluation: Dataset, batch: int,
              training: TrainConfig | None, data: Dataset | None, note=lambda text: None
              ) -> tuple[ir.Model, list[PassReport], list[Row]]:
@@ -117,7 +146,7 @@ def compress(model: ir.Model, chosen: list[CompressionPass], reference, evaluati
         changes = p.apply(model)
         model = infer_shapes(model)
         if training is not None and not targets and changes:
-            tuned = fine_tune(model, teacher, data, training, note)
+            model, tuned = fine_tune_checked(model, teacher, data, training, batch, note)
         after = analyze(model)
         if not changes:
             note(f"{p.name}: found nothing to act on; the model is unchanged")

@@ -39,12 +39,26 @@ def test_the_table_has_a_row_per_step(pruned_qat):
     assert [r["step"] for r in rows] == ["source", "--prune 0.5", "tflite int8"]
     source, pruned, artefact = rows
     assert pruned["fine_tuning"]["steps"] == 30 and pruned["fine_tuning"]["not_written_back"] == []
+    assert pruned["fine_tuning"]["held_out"] == 25 and pruned["fine_tuning"]["samples"] == 175  # 1/8 of 200 held out
     assert pruned["nonzero_params"] == source["nonzero_params"] - (4608 + 9216) // 2  # the two middle convs
     assert pruned["gzip_bytes"] < 0.8 * source["gzip_bytes"]
     assert artefact["label_accuracy"] >= source["label_accuracy"] - 0.03
     assert "latency_ms" not in source  # the manifest is byte-reproducible; the report has it
     assert all(r["latency_ms"] > 0 for r in pruned_qat.compression)
     assert pruned_qat.manifest["artefact"]["training"]["qat"]
+
+
+def test_fine_tuning_that_makes_the_model_worse_on_held_out_samples_is_undone(digits, tmp_path):
+    def row(out, fine_tuning):
+        return build(BuildRequest(digits["model"], target="onnx", calib=str(digits["calib"]), eval=str(digits["eval"]),
+                                  out=tmp_path / out, compression=[("prune", {"sparsity": 0.5})], fine_tuning=fine_tuning),
+                     Progress(quiet=True)).manifest["compression"][1]
+    wrecked = row("wrecked", TrainConfig(steps=5, learning_rate=3.0))  # each step moves a weight by 3x its size
+    one_shot = row("one-shot", None)
+    tuned = wrecked["fine_tuning"]
+    start, end = tuned["held_out_sqnr_db"]
+    assert not tuned["kept"] and end < start - 3 and tuned["steps"] == 5
+    assert (wrecked["sqnr_db"], wrecked["top1_agreement"]) == (one_shot["sqnr_db"], one_shot["top1_agreement"])
 
 
 def test_without_fine_tuning_pruning_is_one_shot(digits, tmp_path):
