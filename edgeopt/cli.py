@@ -138,7 +138,7 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
         raise UsageError("no model given", hint="edgeopt build MODEL (or `model = ...` in [build] of edgeopt.toml)")
     preprocess_items = preprocess if isinstance(preprocess, dict) else dict(_key_value(p) for p in preprocess)
     compression = compression_requests(prune, prune_scope, prune_exclude, prune_channels, prune_allocation,
-                                       prune_importance, no_refit, lowrank, lowrank_rank, depthwise)
+                                       prune_importance, no_refit, lowrank, lowrank_rank, depthwise, no_augment)
     training, fine_tuning = training_configs(qat, compression, no_fine_tune, train_data, train_steps, train_time,
                                              train_rate, train_batch, seed, no_augment)
     request = BuildRequest(

@@ -55,19 +55,20 @@ def training_options(command):
         click.option("--train-batch", type=int, default=16, show_default=True, metavar="B", help="Training batch size."),
         click.option("--seed", type=int, default=0, show_default=True, help="Training: seed of batch order and "
                      "augmentation."),
-        click.option("--no-augment", is_flag=True, help="Training: no image flips and shifts."),
+        click.option("--no-augment", is_flag=True, help="Training: no image flips and shifts; refit: no mirror images."),
     )):
         command = option(command)
     return command
 
 
 def compression_requests(prune, prune_scope, prune_exclude, prune_channels, prune_allocation, prune_importance,
-                         no_refit, lowrank, lowrank_rank, depthwise) -> list[tuple[str, dict]]:
+                         no_refit, lowrank, lowrank_rank, depthwise, no_augment=False) -> list[tuple[str, dict]]:
     """The compression passes the flags ask for, as (pass name, options)."""
     requests = [("depthwise", {})] if depthwise else []
     if prune_channels is not None:
         requests.append(("prune-channels", {"ratio": prune_channels, "allocation": prune_allocation,
-                                            "importance": prune_importance, "refit": not no_refit}))
+                                            "importance": prune_importance, "refit": not no_refit,
+                                            "mirror": not no_augment}))
     if lowrank is not None and lowrank_rank is not None:
         raise UsageError("--lowrank and --lowrank-rank both choose the ranks", hint="Give one of them.")
     if lowrank is not None or lowrank_rank is not None:
@@ -76,7 +77,7 @@ def compression_requests(prune, prune_scope, prune_exclude, prune_channels, prun
         exclude = None if prune_exclude is None else [n.strip() for n in prune_exclude.split(",")
                                                       if n.strip() and n.strip().lower() != "none"]
         requests.append(("prune", {"sparsity": prune, "scope": prune_scope, "exclude": exclude,
-                                   "refit": not no_refit}))
+                                   "refit": not no_refit, "mirror": not no_augment}))
     elif prune_exclude is not None:
         raise UsageError("--prune-exclude is for --prune", hint="Add --prune S, or drop --prune-exclude.")
     if no_refit and prune is None and prune_channels is None:
@@ -100,7 +101,7 @@ def training_configs(qat: bool, compression: list[tuple[str, dict]], no_fine_tun
         raise UsageError("--no-fine-tune is for the compression passes", hint="Add --prune, or drop --no-fine-tune.")
     fine_tunes = compressing and not no_fine_tune
     if not (qat or fine_tunes):
-        if train_data or steps is not None or seconds is not None or rate is not None or no_augment:
+        if train_data or steps is not None or seconds is not None or rate is not None or (no_augment and not compressing):
             raise UsageError("--train-* and --no-augment are for --qat and compression fine-tuning",
                              hint="Add --qat (int8 builds) or a compression pass such as --prune.")
         return None, None

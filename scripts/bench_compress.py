@@ -32,9 +32,9 @@ LITE0_PRUNE_SECONDS = 300  # issue 13: at most 5 minutes of fine-tuning for --pr
 LITE0_CHANNELS_SECONDS = 600  # and 10 for --prune-channels 0.3
 UNTIL_THE_TIME_ENDS = 100_000  # steps: the time budget ends the fine-tuning
 LITE0_CHANNELS = {"ratio": 0.3, "allocation": "sensitivity"}  # uniform: 17.7% agreement after 80 steps
-DIGITS_PASSES = {
-    "--prune 0.5": ([("prune", {"sparsity": 0.5})], 1e-2),
-    "--prune-channels 0.3": ([("prune-channels", {"ratio": 0.3})], 3e-2),
+DIGITS_PASSES = {  # digits are not mirrored: no augmentation, no mirror images in refit (--no-augment)
+    "--prune 0.5": ([("prune", {"sparsity": 0.5, "mirror": False})], 1e-2),
+    "--prune-channels 0.3": ([("prune-channels", {"ratio": 0.3, "mirror": False})], 3e-2),
     "--lowrank 0.7": ([("lowrank", {"energy": 0.7})], 1e-2),
     "--depthwise": ([("depthwise", {})], 3e-2),
 }

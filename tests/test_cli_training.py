@@ -5,10 +5,10 @@ from __future__ import annotations
 from edgeopt.cli_training import FINE_TUNE_RATE, REFIT_FINE_TUNE_RATE, compression_requests, training_configs
 
 
-def _requests(no_refit: bool = False, depthwise: bool = False) -> list[tuple[str, dict]]:
+def _requests(no_refit: bool = False, depthwise: bool = False, no_augment: bool = False) -> list[tuple[str, dict]]:
     return compression_requests(prune=0.5, prune_scope="layer", prune_exclude=None, prune_channels=0.3,
                                 prune_allocation="uniform", prune_importance="l2", no_refit=no_refit, lowrank=None, lowrank_rank=None,
-                                depthwise=depthwise)
+                                depthwise=depthwise, no_augment=no_augment)
 
 
 def _fine_tuning_rate(requests: list[tuple[str, dict]], rate: float | None = None) -> float:
@@ -26,3 +26,12 @@ def test_fine_tuning_takes_smaller_steps_when_every_pass_refit():
     assert _fine_tuning_rate(_requests(no_refit=True)) == FINE_TUNE_RATE == 1e-2
     assert _fine_tuning_rate(_requests(depthwise=True)) == FINE_TUNE_RATE  # a rewrite starts far from the model
     assert _fine_tuning_rate(_requests(), rate=5e-3) == 5e-3  # --train-rate wins
+
+
+def test_no_augment_also_keeps_mirror_images_out_of_refit_with_or_without_fine_tuning():
+    assert [options["mirror"] for _, options in _requests()] == [True, True]
+    requests = _requests(no_augment=True)
+    assert [options["mirror"] for _, options in requests] == [False, False]
+    assert training_configs(False, requests, True, None, None, None, None, 16, 0, True) == (None, None)
+    _, fine_tuning = training_configs(False, requests, False, None, None, None, None, 16, 0, True)
+    assert not fine_tuning.augment

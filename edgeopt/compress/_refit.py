@@ -4,15 +4,16 @@ ThiNet's and SparseGPT's layer-wise reconstruction).
 
 Layers are refit one at a time in graph order, each from its input in the model as refit so
 far, so a layer also absorbs the error of the layers before it. A weight that is zero stays
-zero (pruning's zeros); a layer that lost output channels is fit to those it kept. The fit is
-a ridge regression pulled towards the current weights, and a layer with too few input rows
-for its inputs (a classifier after pooling) is left alone: few samples cannot run it wild.
-Images are read as they are and mirrored, twice the samples for the same photos. The models
-run through walks (edgeopt.compress._walk), so each node runs once per sample.
-Measured on EfficientNet-Lite0, 50% of each layer's weights pruned, no fine-tuning: top-1
-agreement with the unpruned model 0% by magnitude alone, 74.7% refit on 128 photo crops,
-76.3% on the same crops and their mirror images (refit in 34 s, was 225 s without walks on
-the 128 crops alone).
+zero, unless the layer is one whose zeros the refit chooses anew (unstructured pruning with
+data: edgeopt.compress._obs); a layer that lost output channels is fit to those it kept. The
+fit is a ridge regression pulled towards the current weights, and a layer with too few input
+rows for its inputs (a classifier after pooling) is left alone: few samples cannot run it
+wild. Images are read as they are and mirrored (unless `mirror` is off), twice the samples
+for the same photos. The models run through walks (edgeopt.compress._walk), so each node
+runs once per sample. Measured on EfficientNet-Lite0, 50% of each layer's weights pruned by
+magnitude, no fine-tuning: top-1 agreement with the unpruned model 0% without refit, 74.7%
+refit on 128 photo crops, 76.3% on the same crops and their mirror images (refit in 34 s,
+was 225 s without walks on the 128 crops alone).
 """
 
 from __future__ import annotations
@@ -171,15 +172,16 @@ def _rezeroed(h: np.ndarray, g: np.ndarray, dense: _Linear, sparsity: float) -> 
 
 
 def refit(model: ir.Model, before: bytes, data: Dataset, batch: int, kept: dict[str, np.ndarray] | None = None,
-          sparsity: dict[str, float] | None = None, note=lambda text: None) -> list[str]:
+          sparsity: dict[str, float] | None = None, mirror: bool = True, note=lambda text: None) -> list[str]:
     """Refit every layer from the first one the pass changed onwards (graph order), towards
     `before` (the serialised model before the pass, same node and value names). `kept`: per
     layer that lost output channels, the mask of those left. `sparsity`: per layer whose zeros
     the refit chooses anew, the share of each row's weights to zero (the pass's zeros are then
-    only the fallback, for a layer refit leaves alone). Returns what it did, in lines."""
+    only the fallback, for a layer refit leaves alone). `mirror`: read the images' mirror images
+    too. Returns what it did, in lines."""
     kept, sparsity = kept or {}, sparsity or {}
     feeds = [feed for _, feed in zip(range(max(1, SAMPLES // batch)), data.batches(batch))]
-    mirrored = [m for m in map(_mirrored, feeds) if m is not None]
+    mirrored = [m for m in map(_mirrored, feeds) if m is not None] if mirror else []
     feeds += mirrored
     original = ir.from_proto(onnx.load_from_string(before))
     was_named = {node.name: node for node in original.graph}

@@ -43,6 +43,7 @@ class PruneConfig(PassConfig):
     exclude: list[str] | None = None  # node names kept dense; None: the first and the last weight layer
     depthwise: bool = False  # depthwise kernels too (k x k weights a channel: the most sensitive, and few)
     refit: bool = True  # with data: prune at once and refit the weights left to the dense layers' outputs
+    mirror: bool = True  # refit reads the images' mirror images too (not where a flip changes the meaning)
 
     def __post_init__(self):
         check_ratio("--prune", self.sparsity)
@@ -109,7 +110,8 @@ class Prune(CompressionPass):
             if not np.array_equal(pruned, layer.weight):
                 layer.set_weight(pruned)
         shares = {layer.name: float(np.mean(~keep)) for layer, keep in zip(layers, masks) if not keep.all()}
-        refitted = refit(model, before, self.data, self.batch, sparsity=shares, note=self.note) if (
+        refitted = refit(model, before, self.data, self.batch, sparsity=shares, mirror=self.config.mirror,
+                          note=self.note) if (
             shares and self.refits) else []
         changes = []
         for layer in layers:

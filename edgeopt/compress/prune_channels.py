@@ -47,6 +47,7 @@ class PruneChannelsConfig(PassConfig):
     exclude: list[str] | None = None  # layers whose output channels all stay
     allocation: str = "uniform"  # "uniform": `ratio` everywhere; "sensitivity": per group, as measured
     refit: bool = True  # with data: refit the remaining weights to the unpruned layers' outputs
+    mirror: bool = True  # refit reads the images' mirror images too (not where a flip changes the meaning)
 
     def __post_init__(self):
         check_ratio("--prune-channels", self.ratio, low_inclusive=False)
@@ -246,5 +247,5 @@ class PruneChannels(CompressionPass):
                          f"{', '.join(f'{k} {v:g}' for k, v in measured.items() if v)}")
         changes, kept = prune_channels(model, ratios, importance, exclude)
         if changes and config.refit and self.data is not None:
-            changes += refit(model, before, self.data, self.batch, kept, note=self.note)
+            changes += refit(model, before, self.data, self.batch, kept, mirror=config.mirror, note=self.note)
         return notes + changes

@@ -93,3 +93,7 @@ def test_refit_says_how_many_samples_it_read():
     p = make_pass("prune", {"sparsity": 0.5})
     p.calibrate(Dataset({"image": _samples(8, 0)}, None, "uniform noise"), 1)
     assert "on 16 samples (half of them mirror images)" in "\n".join(p.apply(model))
+    _, model = _net()
+    p = make_pass("prune", {"sparsity": 0.5, "mirror": False})
+    p.calibrate(Dataset({"image": _samples(8, 0)}, None, "uniform noise"), 1)
+    assert "refit to their outputs before, on 8 samples\n" in "\n".join(p.apply(model)) + "\n"
