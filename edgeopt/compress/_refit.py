@@ -18,7 +18,6 @@ was 225 s without walks on the 128 crops alone).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +28,6 @@ from edgeopt.compress._layers import Layer, conv_attributes, explicit_pads, weig
 from edgeopt.compress._obs import obs_prune
 from edgeopt.compress._walk import Walk
 from edgeopt.data import Dataset
-from edgeopt.ir import ort_session, to_bytes
 from edgeopt.passes._rewrite import constant_array, replace_constant_input
 
 SAMPLES = 128  # calibration samples a refit reads: 32 left Lite0 at 72% agreement, 128 at 76% (a lab run)
@@ -90,16 +88,6 @@ def _linear(layer: Layer) -> _Linear | None:
     if has_bias and (bias is None or bias.size != len(weight)):
         return None
     return _Linear(layer, weight.astype(np.float64), None if bias is None else bias.reshape(-1).astype(np.float64))
-
-
-def outputs_of(model: ir.Model | bytes, names: list[str]) -> Callable[[dict], list[np.ndarray]]:
-    """feed -> the values `names` take in `model` (onnxruntime, intermediate values too)."""
-    proto = onnx.load_from_string(model if isinstance(model, bytes) else to_bytes(model))
-    present = {o.name for o in proto.graph.output}
-    proto.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
-                              for n in names if n not in present)
-    session = ort_session(proto.SerializeToString(), threads=2)
-    return lambda feed: session.run(names, feed)  # noqa: E731
 
 
 def _statistics(linear: _Linear, now: list[np.ndarray], then: list[np.ndarray], keep: np.ndarray | None

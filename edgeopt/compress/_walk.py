@@ -6,15 +6,28 @@ layer and sample; a walk runs only the nodes it has not run yet, from the values
 the cut (kept for every sample), so a walk through all the layers costs one run per sample.
 onnxruntime runs every node whatever is fetched, hence one small model per segment.
 Memory: the values crossing the cut, for every sample (a residual block: two activations).
+`outputs_of` is the plain whole-model run, for values read once.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import onnx
 import onnx_ir as ir
 
-from edgeopt.ir import ort_session
+from edgeopt.ir import ort_session, to_bytes
+
+
+def outputs_of(model: ir.Model | bytes, names: list[str]) -> Callable[[dict], list[np.ndarray]]:
+    """feed -> the values `names` take in `model` (onnxruntime, intermediate values too)."""
+    proto = onnx.load_from_string(model if isinstance(model, bytes) else to_bytes(model))
+    present = {o.name for o in proto.graph.output}
+    proto.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None)
+                              for n in names if n not in present)
+    session = ort_session(proto.SerializeToString(), threads=2)
+    return lambda feed: session.run(names, feed)  # noqa: E731
 
 
 class Walk:
@@ -55,8 +68,7 @@ class Walk:
         segment_model.functions.extend(proto.functions)
         session = ort_session(segment_model.SerializeToString(), threads=2)
         names = [value.name for value in outputs]
-        needed = {name for node in nodes[stop:] for value in node.inputs if value is not None
-                  for name in [value.name]} | later
+        needed = {value.name for node in nodes[stop:] for value in node.inputs if value is not None} | later
         for values in self.values:
             values.update(zip(names, session.run(names, {name: values[name] for name in inputs})))
             for name in [name for name in values if name not in needed]:

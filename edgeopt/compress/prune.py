@@ -110,9 +110,10 @@ class Prune(CompressionPass):
             if not np.array_equal(pruned, layer.weight):
                 layer.set_weight(pruned)
         shares = {layer.name: float(np.mean(~keep)) for layer, keep in zip(layers, masks) if not keep.all()}
-        refitted = refit(model, before, self.data, self.batch, sparsity=shares, mirror=self.config.mirror,
-                          note=self.note) if (
-            shares and self.refits) else []
+        refitted = []
+        if shares and self.refits:
+            refitted = refit(model, before, self.data, self.batch, sparsity=shares, mirror=self.config.mirror,
+                             note=self.note)
         changes = []
         for layer in layers:
             weight = constant_array(layer.node.inputs[1])

@@ -100,8 +100,8 @@ def fine_tune(model: ir.Model, teacher, data: Dataset, config: TrainConfig, note
     return {**report.to_json(), "written_back": len(written.constants), "not_written_back": written.skipped}
 
 
-def _sqnr_db(model: ir.Model, teacher, data: Dataset, batch: int) -> float:
-    session = ort_session(to_bytes(model))
+def _sqnr_db(model: bytes, teacher, data: Dataset, batch: int) -> float:
+    session = ort_session(model)
     return verify.measure(teacher, lambda feed: session.run(None, feed), data, batch).sqnr_db
 
 
@@ -114,9 +114,10 @@ def fine_tune_checked(model: ir.Model, teacher, data: Dataset, config: TrainConf
     rest, check = split(data, CHECK_SHARE, config.seed)
     if check.size < max(CHECK_SAMPLES, batch):
         return model, fine_tune(model, teacher, data, config, note)
-    start, saved = _sqnr_db(model, teacher, check, batch), to_bytes(model)
+    saved = to_bytes(model)
+    start = _sqnr_db(saved, teacher, check, batch)
     tuned = fine_tune(model, teacher, rest, config, note)
-    end = _sqnr_db(model, teacher, check, batch)
+    end = _sqnr_db(to_bytes(model), teacher, check, batch)
     tuned.update(held_out=check.size, held_out_sqnr_db=[round(start, 2), round(end, 2)], kept=bool(end >= start))
     if end < start:
         note(f"fine-tuning lowered the SQNR on {check.size} training samples it did not train on ({start:.2f} -> "

@@ -8,8 +8,7 @@ import numpy as np
 import onnx_ir as ir
 import pytest
 
-from edgeopt.compress._refit import outputs_of
-from edgeopt.compress._walk import Walk
+from edgeopt.compress._walk import Walk, outputs_of
 from edgeopt.ir import infer_shapes
 from lower.against_ort import SAME_PADS, GraphBuilder
 
