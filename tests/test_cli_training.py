@@ -16,22 +16,22 @@ def _fine_tuning_rate(requests: list[tuple[str, dict]], rate: float | None = Non
     return fine_tuning.learning_rate
 
 
-def test_pruning_refits_unless_told_not_to():
-    assert [options["refit"] for _, options in _requests()] == [True, True]
-    assert [options["refit"] for _, options in _requests(no_refit=True)] == [False, False]
+def test_every_pass_refits_unless_told_not_to():
+    assert [options["refit"] for _, options in _requests(depthwise=True)] == [True, True, True]
+    assert [options["refit"] for _, options in _requests(depthwise=True, no_refit=True)] == [False, False, False]
 
 
 def test_fine_tuning_takes_smaller_steps_when_every_pass_refit():
     assert _fine_tuning_rate(_requests()) == REFIT_FINE_TUNE_RATE == 1e-3
     assert _fine_tuning_rate(_requests(no_refit=True)) == FINE_TUNE_RATE == 1e-2
-    assert _fine_tuning_rate(_requests(depthwise=True)) == FINE_TUNE_RATE  # a rewrite starts far from the model
+    assert _fine_tuning_rate(_requests(depthwise=True)) == REFIT_FINE_TUNE_RATE  # a rewrite's chain refit too
     assert _fine_tuning_rate(_requests(), rate=5e-3) == 5e-3  # --train-rate wins
 
 
 def test_no_augment_also_keeps_mirror_images_out_of_refit_with_or_without_fine_tuning():
-    assert [options["mirror"] for _, options in _requests()] == [True, True]
-    requests = _requests(no_augment=True)
-    assert [options["mirror"] for _, options in requests] == [False, False]
+    assert [options["mirror"] for _, options in _requests(depthwise=True)] == [True, True, True]
+    requests = _requests(depthwise=True, no_augment=True)
+    assert [options["mirror"] for _, options in requests] == [False, False, False]
     assert training_configs(False, requests, True, None, None, None, None, 16, 0, True) == (None, None)
     _, fine_tuning = training_configs(False, requests, False, None, None, None, None, 16, 0, True)
     assert not fine_tuning.augment

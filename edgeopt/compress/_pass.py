@@ -1,13 +1,22 @@
-"""What a compression pass adds to a pass: the sparsity it wants reached while fine-tuning."""
+"""What a compression pass adds to a pass: the sparsity it wants reached while fine-tuning,
+and the refit of its layers to the model before it, on data."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import onnx_ir as ir
 
 from edgeopt.data import Dataset
-from edgeopt.passes.base import Pass
+from edgeopt.passes.base import Pass, PassConfig
+
+
+@dataclass
+class RefitConfig(PassConfig):
+    """Options of a pass that refits (edgeopt.compress._refit) after it rewrites."""
+    refit: bool = True  # with data: refit the layers from the first changed on to the outputs before the pass
+    mirror: bool = True  # refit reads the images' mirror images too (not where a flip changes the meaning)
 
 
 class CompressionPass(Pass):
@@ -31,3 +40,16 @@ class CompressionPass(Pass):
         """Per layer (ONNX node name), the sparsity to reach gradually during fine-tuning
         before `apply`; empty: fine-tune after `apply`."""
         return {}
+
+    @property
+    def refits(self) -> bool:
+        return bool(getattr(self.config, "refit", False)) and self.data is not None
+
+    def refit(self, model: ir.Model, before: bytes, **options) -> list[str]:
+        """Refit `model` towards `before` (serialised before the pass) when the pass refits;
+        `options` as edgeopt.compress._refit.refit takes them. Returns what it did, in lines."""
+        from edgeopt.compress._refit import refit
+
+        if not self.refits:
+            return []
+        return refit(model, before, self.data, self.batch, mirror=self.config.mirror, note=self.note, **options)

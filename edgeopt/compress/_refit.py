@@ -162,7 +162,8 @@ def _rezeroed(h: np.ndarray, g: np.ndarray, dense: _Linear, sparsity: float) -> 
 def refit(model: ir.Model, before: bytes, data: Dataset, batch: int, kept: dict[str, np.ndarray] | None = None,
           sparsity: dict[str, float] | None = None, mirror: bool = True, note=lambda text: None) -> list[str]:
     """Refit every layer from the first one the pass changed onwards (graph order), towards
-    `before` (the serialised model before the pass, same node and value names). `kept`: per
+    `before` (the serialised model before the pass): each to the output of the same name there,
+    so the last op of a chain that replaced a layer is fit to that layer's output. `kept`: per
     layer that lost output channels, the mask of those left. `sparsity`: per layer whose zeros
     the refit chooses anew, the share of each row's weights to zero (the pass's zeros are then
     only the fallback, for a layer refit leaves alone). `mirror`: read the images' mirror images
@@ -172,12 +173,12 @@ def refit(model: ir.Model, before: bytes, data: Dataset, batch: int, kept: dict[
     mirrored = [m for m in map(_mirrored, feeds) if m is not None] if mirror else []
     feeds += mirrored
     original = ir.from_proto(onnx.load_from_string(before))
-    was_named = {node.name: node for node in original.graph}
+    was_made = {node.outputs[0].name: node for node in original.graph}  # a chain's last op: the layer it replaced
     now, then = Walk(feeds), Walk(feeds)
     layers = [(layer, _linear(layer)) for layer in weight_layers(model)]
     changes, started, count = [], False, 0
     for index, (layer, linear) in enumerate(layers):
-        was = was_named.get(layer.name)
+        was = was_made.get(layer.node.outputs[0].name)
         started = started or was is None or not np.array_equal(layer.weight, constant_array(was.inputs[1]))
         if not started or linear is None or was is None:
             continue

@@ -16,12 +16,13 @@ import onnx_ir as ir
 
 from edgeopt.compress._layers import (chosen_layers, conv_attributes, explicit_pads, layer_macs, replace_with_chain,
                                       spatial_size)
-from edgeopt.compress._pass import CompressionPass
-from edgeopt.passes.base import PassConfig, register
+from edgeopt.compress._pass import CompressionPass, RefitConfig
+from edgeopt.ir import to_bytes
+from edgeopt.passes.base import register
 
 
 @dataclass
-class DepthwiseConfig(PassConfig):
+class DepthwiseConfig(RefitConfig):
     exclude: list[str] | None = None  # None: the first and the last weight layer
 
 
@@ -47,22 +48,22 @@ class Depthwise(CompressionPass):
         return "--depthwise"
 
     def apply(self, model: ir.Model) -> list[str]:
-        changes = []
+        changes, before = [], to_bytes(model)
         for layer in chosen_layers(model, self.config.exclude, "--depthwise-exclude"):
             node, w = layer.node, layer.weight
             if node.op_type != "Conv" or layer.groups != 1 or w.ndim != 4 or w.shape[2:] == (1, 1):
                 continue
-            out, before = spatial_size(node.outputs[0]), layer_macs(layer)
-            if out is None or before is None or not explicit_pads(node):
+            out, macs = spatial_size(node.outputs[0]), layer_macs(layer)
+            if out is None or macs is None or not explicit_pads(node):
                 continue
             m, c, kh, kw = w.shape
             after = c * kh * kw * out + m * c * out
-            if after >= before:
+            if after >= macs:
                 continue
             depthwise, pointwise = separate(w)
             replace_with_chain(layer, [("Conv", depthwise, {**conv_attributes(node), "kernel_shape": [kh, kw],
                                                             "group": c}),
                                        ("Conv", pointwise, {"kernel_shape": [1, 1]})])
             changes.append(f"{layer.describe()}: depthwise {kh}x{kw} on {c} channels + pointwise {c}->{m}, "
-                           f"MACs {before:,} -> {after:,}")
-        return changes
+                           f"MACs {macs:,} -> {after:,}")
+        return changes + (self.refit(model, before) if changes else [])

@@ -22,13 +22,14 @@ import onnx_ir as ir
 
 from edgeopt.compress._layers import (Layer, chosen_layers, conv_attributes, explicit_pads, layer_macs,
                                       replace_with_chain, spatial_size)
-from edgeopt.compress._pass import CompressionPass
+from edgeopt.compress._pass import CompressionPass, RefitConfig
 from edgeopt.errors import UsageError
-from edgeopt.passes.base import PassConfig, register
+from edgeopt.ir import to_bytes
+from edgeopt.passes.base import register
 
 
 @dataclass
-class LowRankConfig(PassConfig):
+class LowRankConfig(RefitConfig):
     energy: float | None = 0.9  # share of squared singular values kept (ignored when rank is given)
     rank: int | None = None  # one rank for every layer
     exclude: list[str] | None = None  # None: the first and the last weight layer
@@ -156,7 +157,7 @@ class LowRank(CompressionPass):
         return rank
 
     def apply(self, model: ir.Model) -> list[str]:
-        changes = []
+        changes, before = [], to_bytes(model)
         for layer in chosen_layers(model, self.config.exclude, "--lowrank-exclude"):
             if layer.groups != 1:
                 continue
@@ -166,10 +167,10 @@ class LowRank(CompressionPass):
                 raise UsageError(f"--lowrank-rank {self.config.rank}: above the rank {max_rank(layer)} of "
                                  f"{layer.describe()} (weight {list(layer.weight.shape)})",
                                  hint="Give a smaller rank, exclude the layer, or use --lowrank ENERGY.")
-            before = layer_macs(layer)
+            macs = layer_macs(layer)
             best = min(plans, key=lambda p: p.macs, default=None)
-            if best is None or before is None or (self.config.only_if_cheaper and best.macs >= before):
+            if best is None or macs is None or (self.config.only_if_cheaper and best.macs >= macs):
                 continue
             replace_with_chain(layer, best.chain)
-            changes.append(f"{layer.describe()}: {best.description}, MACs {before:,} -> {best.macs:,}")
-        return changes
+            changes.append(f"{layer.describe()}: {best.description}, MACs {macs:,} -> {best.macs:,}")
+        return changes + (self.refit(model, before) if changes else [])

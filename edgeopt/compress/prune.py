@@ -27,23 +27,20 @@ import onnx_ir as ir
 
 from edgeopt.errors import UsageError
 from edgeopt.compress._layers import Layer, check_ratio, chosen_layers
-from edgeopt.compress._pass import CompressionPass
-from edgeopt.compress._refit import refit
+from edgeopt.compress._pass import CompressionPass, RefitConfig
 from edgeopt.ir import to_bytes
 from edgeopt.passes._rewrite import constant_array
-from edgeopt.passes.base import PassConfig, register
+from edgeopt.passes.base import register
 
 SCOPES = ("layer", "global")
 
 
 @dataclass
-class PruneConfig(PassConfig):
+class PruneConfig(RefitConfig):
     sparsity: float = 0.5  # share of each chosen layer's weights set to zero
     scope: str = "layer"  # "layer" | "global"
     exclude: list[str] | None = None  # node names kept dense; None: the first and the last weight layer
     depthwise: bool = False  # depthwise kernels too (k x k weights a channel: the most sensitive, and few)
-    refit: bool = True  # with data: prune at once and refit the weights left to the dense layers' outputs
-    mirror: bool = True  # refit reads the images' mirror images too (not where a flip changes the meaning)
 
     def __post_init__(self):
         check_ratio("--prune", self.sparsity)
@@ -86,10 +83,6 @@ class Prune(CompressionPass):
         return [layer for layer in chosen_layers(model, self.config.exclude, "--prune-exclude")
                 if self.config.depthwise or not layer.depthwise]
 
-    @property
-    def refits(self) -> bool:
-        return self.config.refit and self.data is not None
-
     def sparsity_targets(self, model: ir.Model) -> dict[str, float]:
         return {} if self.refits else {layer.name: self.config.sparsity for layer in self.layers(model)}
 
@@ -110,10 +103,7 @@ class Prune(CompressionPass):
             if not np.array_equal(pruned, layer.weight):
                 layer.set_weight(pruned)
         shares = {layer.name: float(np.mean(~keep)) for layer, keep in zip(layers, masks) if not keep.all()}
-        refitted = []
-        if shares and self.refits:
-            refitted = refit(model, before, self.data, self.batch, sparsity=shares, mirror=self.config.mirror,
-                             note=self.note)
+        refitted = self.refit(model, before, sparsity=shares) if shares else []
         changes = []
         for layer in layers:
             weight = constant_array(layer.node.inputs[1])

@@ -26,13 +26,12 @@ import onnx_ir as ir
 from edgeopt.compress._channels import (ELEMENTWISE, ChannelGraph, channel_graph, consumer_axis, is_depthwise,
                                         producer_axis, shape_of)
 from edgeopt.compress._layers import check_ratio
-from edgeopt.compress._refit import refit
 from edgeopt.compress._walk import outputs_of
-from edgeopt.compress._pass import CompressionPass
+from edgeopt.compress._pass import CompressionPass, RefitConfig
 from edgeopt.errors import UsageError
 from edgeopt.ir import to_bytes
 from edgeopt.passes._rewrite import constant_array, replace_constant_input
-from edgeopt.passes.base import PassConfig, register
+from edgeopt.passes.base import register
 
 NORMS = {"l2": 2, "l1": 1}
 IMPORTANCES = (*NORMS, "activation")
@@ -42,13 +41,11 @@ SENSITIVITY_FEEDS = 16  # batches the sensitivity and activations are measured o
 
 
 @dataclass
-class PruneChannelsConfig(PassConfig):
+class PruneChannelsConfig(RefitConfig):
     ratio: float = 0.3  # share of each group's channels removed
     importance: str | None = None  # "l2" | "l1" weight norm | "activation" on data; None: activation with data, else l2
     exclude: list[str] | None = None  # layers whose output channels all stay
     allocation: str = "uniform"  # "uniform": `ratio` everywhere; "sensitivity": per group, as measured
-    refit: bool = True  # with data: refit the remaining weights to the unpruned layers' outputs
-    mirror: bool = True  # refit reads the images' mirror images too (not where a flip changes the meaning)
 
     def __post_init__(self):
         check_ratio("--prune-channels", self.ratio, low_inclusive=False)
@@ -247,6 +244,6 @@ class PruneChannels(CompressionPass):
             notes.append(f"ratio per group of tied layers, from their measured sensitivity: "
                          f"{', '.join(f'{k} {v:g}' for k, v in measured.items() if v)}")
         changes, kept = prune_channels(model, ratios, importance, exclude)
-        if changes and config.refit and self.data is not None:
-            changes += refit(model, before, self.data, self.batch, kept, mirror=config.mirror, note=self.note)
+        if changes:
+            changes += self.refit(model, before, kept=kept)
         return notes + changes

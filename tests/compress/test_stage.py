@@ -77,7 +77,7 @@ def test_without_fine_tuning_pruning_is_one_shot(digits, tmp_path):
     (["--prune", "1.5", "--no-fine-tune"], "--prune 1.5: give a share in [0, 1)"),
     (["--no-fine-tune"], "--no-fine-tune is for the compression passes"),
     (["--prune-exclude", "fc"], "--prune-exclude is for --prune"),
-    (["--lowrank", "0.9", "--no-refit"], "--no-refit is for --prune and --prune-channels"),
+    (["--no-refit"], "--no-refit is for the compression passes"),
     (["--train-steps", "5"], "--train-* and --no-augment are for --qat and compression fine-tuning"),
     (["--prune", "0.5", "--no-fine-tune", "--prune-exclude", "nope"], "no Conv/Gemm/MatMul layer with a constant "
                                                                       "weight is named nope"),
