@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import onnx_ir as ir
+
 from edgeopt.build import BuildRequest, build
 from edgeopt.cli import main
+from edgeopt.compress.stage import _held_out
+from edgeopt.data import Dataset
+from edgeopt.ir import ort_session, to_bytes
+from edgeopt.passes._rewrite import constant_array, replace_constant_input
 from edgeopt.progress import Progress
 from edgeopt.train import TrainConfig
 
@@ -58,7 +64,33 @@ def test_fine_tuning_that_makes_the_model_worse_on_held_out_samples_is_undone(di
     tuned = wrecked["fine_tuning"]
     start, end = tuned["held_out_sqnr_db"]
     assert not tuned["kept"] and end < start - 3 and tuned["steps"] == 5
+    start, end = tuned["held_out_label_accuracy"]  # the digits have labels: they decide first
+    assert end < start - 0.1
     assert (wrecked["sqnr_db"], wrecked["top1_agreement"]) == (one_shot["sqnr_db"], one_shot["top1_agreement"])
+
+
+def test_the_check_ranks_label_accuracy_before_sqnr(conv_net):
+    """A teacher that gets some labels wrong; a model that gets them all right with logits 4x
+    as sharp (far from the teacher by SQNR) is still the better one."""
+    model = conv_net()
+    x = np.random.default_rng(0).uniform(-1, 1, (32, 3, 8, 8)).astype(np.float32)
+    logits = np.concatenate([ort_session(to_bytes(model)).run(None, {"image": s[None]})[0] for s in x])
+    data = Dataset({"image": x}, logits.argmax(1), "noise labelled by the model")
+    margin = logits.max(1) - logits[:, 0]
+    nudge = np.eye(5)[0] * np.median(margin[margin > 0])  # class 0 wins about half the samples it lost
+    sharp, teacher = (ir.from_proto(ir.to_proto(model)) for _ in range(2))
+    for copy, change in ((sharp, lambda w, b: (4 * w, 4 * b)), (teacher, lambda w, b: (w, b + nudge))):
+        node = next(n for n in copy.graph if n.name == "classifier")
+        weight, bias = change(constant_array(node.inputs[1]), constant_array(node.inputs[2]))
+        replace_constant_input(node, 1, weight.astype(np.float32), "classifier_w")
+        replace_constant_input(node, 2, bias.astype(np.float32), "classifier_b")
+    session = ort_session(to_bytes(teacher))
+    run = lambda feed: session.run(None, feed)  # noqa: E731
+    sharp_score, teacher_score = (_held_out(to_bytes(m), run, data, 1) for m in (sharp, teacher))
+    assert sharp_score[0] == 1.0 > teacher_score[0]  # every label right against some wrong
+    assert sharp_score[1] < 10 < teacher_score[1]  # and far from the teacher's logits
+    assert sharp_score > teacher_score
+    assert len(_held_out(to_bytes(sharp), run, Dataset({"image": x}, None, "unlabelled"), 1)) == 1
 
 
 def test_without_fine_tuning_pruning_is_one_shot(digits, tmp_path):
