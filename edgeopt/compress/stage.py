@@ -123,7 +123,7 @@ def fine_tune_checked(model: ir.Model, teacher, data: Dataset, config: TrainConf
     start = _held_out(saved, teacher, check, batch)
     tuned = fine_tune(model, teacher, rest, config, note)
     end = _held_out(to_bytes(model), teacher, check, batch)
-    tuned.update(held_out=check.size, held_out_sqnr_db=[round(start[-1], 2), round(end[-1], 2)], kept=end >= start)
+    tuned.update(held_out=check.size, held_out_sqnr_db=[round(start[-1], 2), round(end[-1], 2)], kept=bool(end >= start))
     if len(start) == 2:
         tuned["held_out_label_accuracy"] = [round(start[0], 4), round(end[0], 4)]
     if end < start:
