@@ -120,7 +120,8 @@ def stages_table(stages: list[dict]) -> Table:
 
 
 def smoke_table(report: dict) -> Table:
-    table = Table(title=f"smoke test on {report['board']} ({report['runtime']}, {report['machine']})", title_justify="left")
+    title = f"smoke test on {report['board']} ({report['runtime']}, {report['machine']})"
+    table = Table(title=title, title_justify="left", min_width=len(title))  # narrow columns would wrap the title
     for column in ("output", "max abs error", "atol", "status"):
         table.add_column(column)
     for row in report["outputs"]:
