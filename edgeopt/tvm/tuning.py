@@ -34,6 +34,7 @@ RECORDS = "database_tuning_record.json"
 CANDIDATES = "candidates"  # the libraries being measured, under the work directory
 SCHEDULER_LOG = "tvm.s_tir.meta_schedule.logging.task_scheduler.log"  # MetaSchedule's, under work_dir/logs
 PROGRESS_EVERY_S = 10.0
+CPU_INTRINSICS = ("x86", "arm_cpu", "riscv_cpu")  # of tvm.s_tir.tensor_intrin: what an llvm target may tensorize with
 WORKLOADS = "prepacked"  # how tasks are extracted (_child); in the cache key, since the database is looked up by workload
 TRIALS_WHEN_TIMED = 100_000  # --tune-time alone: the time ends the tuning
 TRIALS_PER_ROUND = 16  # candidates measured per task and round: a candidate costs 1-2 s to link and time
@@ -200,6 +201,26 @@ def _linker(target):
     return cc.cross_compiler(CROSS_COMPILER) if str(target.attrs.get("mtriple", "")).startswith("aarch64") else None
 
 
+def cpu_intrinsics_only() -> None:
+    """Register the CPU tensor intrinsics only. MetaSchedule's TuneContext imports
+    `tvm.s_tir.tensor_intrin`, whose package imports the GPU ones too; each of their hundreds of
+    TVMScript functions walks the Python stack with its source lines (`inspect.stack()`): 26 s of
+    a tuning child's start on a 2-core host, against 1.3 s for the CPU modules alone."""
+    import importlib
+    import types
+
+    import tvm.s_tir
+
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        return
+    package = types.ModuleType(name)
+    package.__path__, package.__package__ = [os.path.join(tvm.s_tir.__path__[0], "tensor_intrin")], name
+    sys.modules[name] = package
+    for module in CPU_INTRINSICS:
+        importlib.import_module(f"{name}.{module}")
+
+
 def _child(work_dir: str, trials: str, target: str, tracker: str = "") -> None:
     """Relax's static_shape_tuning pipeline up to its tuning step (so that `apply` finds the same
     workloads), then MetaSchedule in rounds of TRIALS_PER_ROUND candidates a task. Weights are
@@ -208,6 +229,8 @@ def _child(work_dir: str, trials: str, target: str, tracker: str = "") -> None:
     `tracker`: measure on the board behind it (host:port:key), candidates cross-linked."""
     import tvm
     from tvm import relax
+
+    cpu_intrinsics_only()
     from tvm.s_tir import meta_schedule as ms
 
     from edgeopt.tvm import tracker as rpc

@@ -4,6 +4,8 @@ tuned aarch64 library still matches under qemu."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import onnx_ir as ir
@@ -70,3 +72,16 @@ def test_progress_reads_the_round_from_metaschedules_log(tmp_path):
     log.write_text(earlier + init + picks * 3)
     assert _stage(log, len(earlier)) == "3 more batches on the slowest tasks"
     assert _stage(tmp_path / "absent.log", 0) == _stage(log, log.stat().st_size) == "extracting tasks"
+
+
+def test_tuning_registers_the_cpu_tensor_intrinsics_without_the_gpu_ones():
+    script = ("import sys\n"
+              "from edgeopt.tvm.tuning import cpu_intrinsics_only\n"
+              "cpu_intrinsics_only()\n"
+              "from tvm.s_tir import TensorIntrin, meta_schedule\n"
+              "meta_schedule.TuneContext()\n"  # imports tvm.s_tir.tensor_intrin: the package stands in
+              "print(TensorIntrin.get('dot_4x4_i8i8s32_sdot') is not None, TensorIntrin.get('dot_16x4_vnni') is not None,\n"
+              "      'tvm.s_tir.tensor_intrin.cuda' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "False"]
