@@ -29,8 +29,9 @@ def training_options(command):
                      "output channels of Conv/Gemm layers removed, with every consumer rewritten (residual and concat "
                      "channels pruned together), then fine-tuned: fewer MACs on every target."),
         click.option("--prune-allocation", type=click.Choice(["uniform", "sensitivity"]), default="uniform",
-                     show_default=True, help="--prune-channels: R in every group of tied layers, or per group as "
-                     "measured on calibration data (the MACs of R everywhere, saved where the outputs suffer least)."),
+                     show_default=True, help="--prune and --prune-channels: the same share in every layer (group of tied "
+                     "layers), or shares as measured on calibration data: as many zeros (MACs) as the share everywhere, "
+                     "taken where the outputs suffer least."),
         click.option("--prune-importance", type=click.Choice(["l2", "l1", "activation"]),
                      help="--prune-channels: rank channels by their weights' L2 or L1 norm, or by what they carry to "
                      "the next layers on calibration data (their mean square there times the weights reading them; "
@@ -77,7 +78,8 @@ def compression_requests(prune, prune_scope, prune_exclude, prune_channels, prun
     if prune is not None:
         exclude = None if prune_exclude is None else [n.strip() for n in prune_exclude.split(",")
                                                       if n.strip() and n.strip().lower() != "none"]
-        requests.append(("prune", {"sparsity": prune, "scope": prune_scope, "exclude": exclude, **refit}))
+        requests.append(("prune", {"sparsity": prune, "scope": prune_scope, "exclude": exclude,
+                                   "allocation": prune_allocation, **refit}))
     elif prune_exclude is not None:
         raise UsageError("--prune-exclude is for --prune", hint="Add --prune S, or drop --prune-exclude.")
     if no_refit and not requests:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from edgeopt.cli_training import FINE_TUNE_RATE, REFIT_FINE_TUNE_RATE, compression_requests, training_configs
 
 
-def _requests(no_refit: bool = False, depthwise: bool = False, no_augment: bool = False) -> list[tuple[str, dict]]:
+def _requests(no_refit: bool = False, depthwise: bool = False, no_augment: bool = False,
+              allocation: str = "uniform") -> list[tuple[str, dict]]:
     return compression_requests(prune=0.5, prune_scope="layer", prune_exclude=None, prune_channels=0.3,
-                                prune_allocation="uniform", prune_importance="l2", no_refit=no_refit, lowrank=None, lowrank_rank=None,
+                                prune_allocation=allocation, prune_importance="l2", no_refit=no_refit, lowrank=None, lowrank_rank=None,
                                 depthwise=depthwise, no_augment=no_augment)
 
 
@@ -35,3 +36,8 @@ def test_no_augment_also_keeps_mirror_images_out_of_refit_with_or_without_fine_t
     assert training_configs(False, requests, True, None, None, None, None, 16, 0, True) == (None, None)
     _, fine_tuning = training_configs(False, requests, False, None, None, None, None, 16, 0, True)
     assert not fine_tuning.augment
+
+
+def test_prune_allocation_sets_the_shares_of_both_prunings():
+    requests = dict(_requests(allocation="sensitivity"))
+    assert requests["prune"]["allocation"] == requests["prune-channels"]["allocation"] == "sensitivity"

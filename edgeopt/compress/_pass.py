@@ -10,6 +10,7 @@ import onnx_ir as ir
 
 from edgeopt.compress import _refit
 from edgeopt.data import Dataset
+from edgeopt.errors import UsageError
 from edgeopt.passes.base import Pass, PassConfig
 
 
@@ -41,6 +42,12 @@ class CompressionPass(Pass):
         """Per layer (ONNX node name), the sparsity to reach gradually during fine-tuning
         before `apply`; empty: fine-tune after `apply`."""
         return {}
+
+    def require_data(self, flag: str) -> None:
+        """A clear error when an option that measures on data (`flag`) has none."""
+        if self.data is None:
+            raise UsageError(f"{flag} measures the layers on data, and has none",
+                             hint="Give --calib (or --train-data), or leave the option out.")
 
     @property
     def refits(self) -> bool:

@@ -14,6 +14,8 @@ layer, chooses which weights of each row to zero by what they cost the layer's o
 data (edgeopt.compress._obs), and fits the rest to the outputs the dense layers had
 (edgeopt.compress._refit); fine-tuning keeps the zeros. On Lite0 at 0.5, no fine-tuning:
 top-1 agreement 76.3% with magnitude's zeros refit, 81.0% with refit's own.
+With `allocation = "sensitivity"` each layer's share is set by what it costs the model's
+outputs (edgeopt.compress._sensitivity): as many zeros, where they cost least.
 Without refit (`refit = False`), fine-tuning reaches the sparsity gradually
 (edgeopt.train.sparsity) and this pass then only confirms it.
 """
@@ -21,6 +23,7 @@ Without refit (`refit = False`), fine-tuning reaches the sparsity gradually
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 import onnx_ir as ir
@@ -28,11 +31,14 @@ import onnx_ir as ir
 from edgeopt.errors import UsageError
 from edgeopt.compress._layers import Layer, check_ratio, chosen_layers
 from edgeopt.compress._pass import CompressionPass, RefitConfig
+from edgeopt.compress._sensitivity import allocate_sparsity
 from edgeopt.ir import to_bytes
 from edgeopt.passes._rewrite import constant_array
 from edgeopt.passes.base import register
 
 SCOPES = ("layer", "global")
+ALLOCATIONS = ("uniform", "sensitivity")
+SENSITIVITY_FEEDS = 16  # batches the sensitivity is measured on
 
 
 @dataclass
@@ -41,11 +47,17 @@ class PruneConfig(RefitConfig):
     scope: str = "layer"  # "layer" | "global"
     exclude: list[str] | None = None  # node names kept dense; None: the first and the last weight layer
     depthwise: bool = False  # depthwise kernels too (k x k weights a channel: the most sensitive, and few)
+    allocation: str = "uniform"  # "uniform": `sparsity` per layer (or global); "sensitivity": per layer, as measured
 
     def __post_init__(self):
         check_ratio("--prune", self.sparsity)
-        if self.scope not in SCOPES:
-            raise UsageError(f"--prune-scope {self.scope}: unknown", hint=f"Choose one of: {', '.join(SCOPES)}")
+        for flag, value, choices in (("--prune-scope", self.scope, SCOPES),
+                                     ("--prune-allocation", self.allocation, ALLOCATIONS)):
+            if value not in choices:
+                raise UsageError(f"{flag} {value}: unknown", hint=f"Choose one of: {', '.join(choices)}")
+        if self.scope == "global" and self.allocation == "sensitivity":
+            raise UsageError("--prune-scope global and --prune-allocation sensitivity both choose each layer's share",
+                             hint="Give one of them.")
 
 
 def magnitude_scores(weights: list[np.ndarray], axes: list[int]) -> list[np.ndarray]:
@@ -84,7 +96,9 @@ class Prune(CompressionPass):
                 if self.config.depthwise or not layer.depthwise]
 
     def sparsity_targets(self, model: ir.Model) -> dict[str, float]:
-        return {} if self.refits else {layer.name: self.config.sparsity for layer in self.layers(model)}
+        if self.refits or self.config.allocation == "sensitivity":  # pruned at once, then fine-tuned
+            return {}
+        return {layer.name: self.config.sparsity for layer in self.layers(model)}
 
     @property
     def scope(self) -> str:
@@ -92,12 +106,20 @@ class Prune(CompressionPass):
 
     @property
     def label(self) -> str:
-        return f"--prune {self.config.sparsity:g}" + (" (global)" if self.config.scope == "global" else "")
+        shares = "global" if self.config.scope == "global" else self.config.allocation
+        return f"--prune {self.config.sparsity:g}" + (f" ({shares})" if shares != "uniform" else "")
 
     def apply(self, model: ir.Model) -> list[str]:
-        before, layers = to_bytes(model), self.layers(model)
-        masks = sparsity_masks([layer.weight for layer in layers], self.config.sparsity, self.config.scope,
-                               [layer.output_axis for layer in layers])
+        before, layers, config = to_bytes(model), self.layers(model), self.config
+        if config.allocation == "sensitivity":
+            self.require_data("--prune-allocation sensitivity")
+            feeds = list(islice(self.data.batches(self.batch), SENSITIVITY_FEEDS))
+            allocated = allocate_sparsity(model, layers, config.sparsity, feeds, self.note)
+            masks = [sparsity_masks([layer.weight], allocated[layer.name], "layer", [layer.output_axis])[0]
+                     for layer in layers]
+        else:
+            masks = sparsity_masks([layer.weight for layer in layers], config.sparsity, config.scope,
+                                   [layer.output_axis for layer in layers])
         for layer, keep in zip(layers, masks):
             pruned = np.where(keep, layer.weight, 0).astype(layer.weight.dtype)
             if not np.array_equal(pruned, layer.weight):

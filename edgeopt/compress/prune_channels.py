@@ -230,9 +230,8 @@ class PruneChannels(CompressionPass):
         ratios = lambda key: config.ratio  # noqa: E731
         for measures, flag in ((config.allocation == "sensitivity", "--prune-allocation sensitivity"),
                                (config.importance == "activation", "--prune-importance activation")):
-            if measures and self.data is None:
-                raise UsageError(f"{flag} measures the layers on data, and has none",
-                                 hint="Give --calib (or --train-data), or leave the option out.")
+            if measures:
+                self.require_data(flag)
         feeds = list(islice(self.data.batches(self.batch), SENSITIVITY_FEEDS)) if self.data is not None else []
         chosen = config.importance or ("l2" if self.data is None else "activation")
         importance = activation_contributions(model, feeds) if chosen == "activation" else weight_norms(NORMS[chosen])
