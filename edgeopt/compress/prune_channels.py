@@ -8,7 +8,12 @@ Each set's importance is its channels' weight norm (L2 or L1) or, with `importan
 "activation"` (the default with calibration data), what the channels carry to the next
 layers on that data; each channel's score is divided by its layer's mean, so layers on
 different scales (folded BatchNorms) compare. Within every group of layers whose channels
-are tied, `ratio` of the sets go, the least important first. With calibration data, the
+are tied, `ratio` of the sets go, the least important first, the rest rounded up to a
+multiple of 8 where a group has at least 16: vector kernels run whole blocks of channels, and
+on EfficientNet-Lite0 at 0.3 onnxruntime ran the unrounded model 1.5x slower than the
+unpruned one (17.9 against 10.5 ms), the rounded one faster (8.4 ms); LiteRT 3.81 against 3.76
+ms, MACs 41.9% down against 38.1%, top-1 agreement at int8 72.3% against 72.5%. With
+calibration data, the
 layers from the first pruned one on are then refit to the outputs they had
 (edgeopt.compress._refit).
 """
@@ -46,9 +51,12 @@ class PruneChannelsConfig(RefitConfig):
     importance: str | None = None  # "l2" | "l1" weight norm | "activation" on data; None: activation with data, else l2
     exclude: list[str] | None = None  # layers whose output channels all stay
     allocation: str = "uniform"  # "uniform": `ratio` everywhere; "sensitivity": per group, as measured
+    multiple: int = 8  # channels kept per group rounded up to a multiple of this, in groups of at least twice it
 
     def __post_init__(self):
         check_ratio("--prune-channels", self.ratio, low_inclusive=False)
+        if self.multiple < 1:
+            raise UsageError(f"prune-channels multiple {self.multiple}: give 1 or more", hint="1 rounds nothing.")
         if self.allocation not in ALLOCATIONS:
             raise UsageError(f"--prune-allocation {self.allocation}: unknown", hint=f"Choose one of: {', '.join(ALLOCATIONS)}")
         if self.importance is not None and self.importance not in IMPORTANCES:
@@ -124,20 +132,23 @@ def tied_groups(graph: ChannelGraph) -> dict[str, list[int]]:
     return dict(groups)
 
 
-def choose(graph: ChannelGraph, ratios: Callable[[str], float], importance: Scores) -> set[int]:
+def choose(graph: ChannelGraph, ratios: Callable[[str], float], importance: Scores, multiple: int = 1) -> set[int]:
     """The union-find roots to prune: in every tied group, its ratio of the sets, least
-    important first (never all of them)."""
+    important first (never all of them), those kept rounded up to a `multiple` in groups of at
+    least two multiples."""
     scores, members = _importance(graph, importance), graph.sets()
     pruned = set()
     for key, roots in tied_groups(graph).items():
         count = min(int(ratios(key) * len(roots)), len(roots) - 1)
+        if len(roots) >= 2 * multiple:
+            count = len(roots) - min(len(roots), -(-(len(roots) - count) // multiple) * multiple)
         ranked = sorted(roots, key=lambda r: (np.mean(scores[members[r]]), r))
         pruned.update(ranked[:count])
     return pruned
 
 
-def prune_channels(model: ir.Model, ratios: Callable[[str], float], importance: Scores, exclude: list[str]
-                   ) -> tuple[list[str], dict[str, np.ndarray]]:
+def prune_channels(model: ir.Model, ratios: Callable[[str], float], importance: Scores, exclude: list[str],
+                   multiple: int = 1) -> tuple[list[str], dict[str, np.ndarray]]:
     """Remove the chosen channels from `model` in place: one line per layer that lost some, and
     those layers' masks of the output channels they keep."""
     graph = channel_graph(model)
@@ -149,7 +160,7 @@ def prune_channels(model: ir.Model, ratios: Callable[[str], float], importance: 
     for index, node in enumerate(graph.producers):
         if node.name in exclude:
             graph.block(np.array([i for i, owner in enumerate(graph.owner) if owner == index]))
-    pruned = choose(graph, ratios, importance)
+    pruned = choose(graph, ratios, importance, multiple)
     if not pruned:
         return [], {}
     keep = {name: np.array([graph.find(int(i)) not in pruned for i in ids]) for name, ids in graph.maps.items()}
@@ -238,11 +249,12 @@ class PruneChannels(CompressionPass):
         if config.allocation == "sensitivity":
             from edgeopt.compress._sensitivity import allocate
 
-            measured = allocate(model, config.ratio, lambda m, r: prune_channels(m, r, importance, exclude), feeds)
+            measured = allocate(model, config.ratio, lambda m, r: prune_channels(m, r, importance, exclude, config.multiple),
+                                feeds)
             ratios = lambda key: measured.get(key, 0.0)  # noqa: E731
             notes.append(f"ratio per group of tied layers, from their measured sensitivity: "
                          f"{', '.join(f'{k} {v:g}' for k, v in measured.items() if v)}")
-        changes, kept = prune_channels(model, ratios, importance, exclude)
+        changes, kept = prune_channels(model, ratios, importance, exclude, config.multiple)
         if changes:
             changes += self.refit(model, before, kept=kept)
         return notes + changes

@@ -111,13 +111,22 @@ def test_macs_drop_with_the_ratio():
     x = g.node("Relu", g.conv(x, 32, 32, pads=SAME_PADS, name="b"))
     model = finish(g, [g.conv(x, 32, 10, kernel=1, name="c")])
     before = analyze(model).macs
-    model, _ = prune(model, 0.3)
+    model, _ = prune(model, 0.3, multiple=1)
     assert channels(model) == {"a": 23, "b": 23, "c": 10}
     assert analyze(model).macs == 16 * 16 * (23 * 3 * 9 + 23 * 23 * 9 + 10 * 23) < 0.6 * before
 
 
+def test_the_channels_kept_are_rounded_up_to_a_multiple_of_8_in_groups_of_16_or_more():
+    g = GraphBuilder(seed=5)
+    x = g.node("Relu", g.conv(g.input("image", (1, 3, 16, 16)), 3, 32, pads=SAME_PADS, name="a"))
+    x = g.node("Relu", g.conv(x, 32, 12, pads=SAME_PADS, name="b"))
+    model, _ = prune(finish(g, [g.conv(x, 12, 10, kernel=1, name="c")]), 0.3)
+    assert channels(model) == {"a": 24, "b": 9, "c": 10}  # 32 - 9 = 23 -> 24; b has fewer than 16: 12 - 3
+
+
 @pytest.mark.parametrize("params, fragment", [({"ratio": 0.0}, "--prune-channels 0.0: give a share in (0, 1)"),
                                               ({"ratio": 1.0}, "--prune-channels 1.0: give a share in (0, 1)"),
+                                              ({"multiple": 0}, "prune-channels multiple 0: give 1 or more"),
                                               ({"importance": "taylor"}, "--prune-importance taylor: unknown")])
 def test_bad_options_are_usage_errors(params, fragment):
     with pytest.raises(UsageError) as error:
