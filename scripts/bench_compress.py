@@ -1,8 +1,9 @@
 """`make bench`, part three: the compression passes (issue 13), each fine-tuned, then int8.
 
 - EfficientNet-Lite0 (trained on ImageNet; photo crops, bench_imagenet.py): --prune 0.5, uniform
-  and sensitivity shares, against the unpruned int8 build (gzipped bundle, top-1 agreement), --prune-channels 0.3 (MACs,
-  LiteRT latency in the same run, agreement, Edge TPU mapping of the same rewrite).
+  and sensitivity shares, against the unpruned int8 build (gzipped bundle, top-1 agreement),
+  --prune-channels 0.3 (MACs, LiteRT latency in the same run, agreement, Edge TPU mapping of
+  the same rewrite).
 - The digits CNN and the digits MobileNetV2 through every pass, the VGG-style digits CNN
   through --lowrank and --depthwise: label accuracy of the int8 artefact against the float
   model's, params cut. Fine-tuned on the 1,297 training digits, with labels, without flips

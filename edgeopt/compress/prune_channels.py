@@ -9,12 +9,12 @@ Each set's importance is its channels' weight norm (L2 or L1) or, with `importan
 layers on that data; each channel's score is divided by its layer's mean, so layers on
 different scales (folded BatchNorms) compare. Within every group of layers whose channels
 are tied, `ratio` of the sets go, the least important first, the rest rounded up to a
-multiple of 8 where a group has at least 16: vector kernels run whole blocks of channels, and
-on EfficientNet-Lite0 at 0.3 onnxruntime ran the unrounded model 1.5x slower than the
-unpruned one (17.9 against 10.5 ms), the rounded one faster (8.4 ms); LiteRT 3.81 against 3.76
-ms, MACs 41.9% down against 38.1%, top-1 agreement at int8 72.3% against 72.5%. With
-calibration data, the
-layers from the first pruned one on are then refit to the outputs they had
+multiple of 8 where a group has at least 16: vector kernels run whole blocks of channels. On
+EfficientNet-Lite0 at 0.3 onnxruntime ran the unrounded model slower than the unpruned one
+(17.9 against 10.5 ms), the rounded one faster (8.6 against 11.6 ms); in one run, LiteRT 3.81
+ms unrounded against 3.76 rounded, MACs 41.9% down against 38.1%, top-1 agreement at int8
+72.3% against 72.5%. With calibration data, the layers from the first pruned one on are then
+refit to the outputs they had
 (edgeopt.compress._refit).
 """
 
