@@ -18,7 +18,7 @@ from edgeopt import passes, verify
 from edgeopt.backends import Artefact, CompileOptions, get_backend
 from edgeopt.bundle import MANIFEST, SCHEMA_VERSION, Bundle, manifest_bytes, sha256, write_bundle
 from edgeopt.compress import compress, make_passes, measure_row
-from edgeopt.data import RANDOM, Dataset, Preprocess, image_layout, load_data, split
+from edgeopt.data import RANDOM, Dataset, Preprocess, image_layout, load_data, scale_mismatch, split
 from edgeopt.edgetpu.analyse import DEFAULT_CACHE_BYTES
 from edgeopt.edgetpu.compiler import EdgeTpuOptions
 from edgeopt.errors import DataError, UsageError
@@ -111,6 +111,17 @@ def _datasets(request: BuildRequest, loaded: LoadedModel, preprocess: Preprocess
         return split(calib)
     progress.warn("no --eval data: verifying on random inputs (output error only, no accuracy)")
     return calib, load_data(RANDOM, specs, samples=RANDOM_EVAL_SAMPLES, seed=1)
+
+
+def _warn_mismatched(request: BuildRequest, calib: Dataset | None, evaluation: Dataset, train: Dataset | None,
+                     progress: Progress) -> None:
+    """Data sets on another scale than the calibration data are a mistake nothing else catches."""
+    if request.calib in (None, RANDOM):
+        return
+    for flag, text, data in (("--eval", request.eval, evaluation), ("--train-data", request.train_data, train)):
+        for found in scale_mismatch(calib, data) if text not in (None, RANDOM) else []:
+            progress.warn(f"{flag} looks scaled differently from --calib ({found}); "
+                          "feed every data set normalised the same way")
 
 
 def _pixel_input(loaded: LoadedModel, preprocess: Preprocess):
@@ -269,6 +280,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         model, reports = passes.run_passes(loaded.model, requested, int8=request.quant == "int8")
     batch = input_specs(model)[0].shape[0]
     train = load_data(request.train_data, input_specs(loaded.model), preprocess) if request.train_data else None
+    _warn_mismatched(request, calib, evaluation, train, progress)
     rows = []
     if compression:
         with progress.step("Compressing", "compress"):

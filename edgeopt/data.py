@@ -14,6 +14,8 @@ from edgeopt.ir import TensorSpec
 LABEL_KEYS = ("y", "labels", "label")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 RANDOM = "random"
+SPREAD_RATIO = 1.5  # data sets whose standard deviations differ more than this were scaled differently
+MEAN_SHIFT = 0.5  # or whose means differ by more than this share of the larger deviation
 
 
 @dataclass
@@ -186,3 +188,32 @@ def split(data: Dataset, eval_fraction: float = 0.2, seed: int = 0) -> tuple[Dat
     cut = max(1, int(round(data.size * eval_fraction)))
     return (data.subset(order[cut:], f"{data.source} (calibration split)"),
             data.subset(order[:cut], f"{data.source} (evaluation split, {cut} samples)"))
+
+
+def scale_mismatch(reference: Dataset, other: Dataset) -> list[str]:
+    """The float inputs `other` holds on another scale than `reference` (say, pixels 0..255
+    beside normalised ones): a model fine-tuned or verified on them learns or reports the wrong
+    thing without any error."""
+    found = []
+    for name, x in reference.inputs.items():
+        y = other.inputs[name]
+        if not (np.issubdtype(x.dtype, np.floating) and np.issubdtype(y.dtype, np.floating)):
+            continue
+        (mean_x, spread_x), (mean_y, spread_y) = (_moments(a) for a in (x, y))
+        if min(spread_x, spread_y) <= 0:
+            continue
+        ratio = max(spread_x, spread_y) / min(spread_x, spread_y)
+        if ratio > SPREAD_RATIO or abs(mean_x - mean_y) > MEAN_SHIFT * max(spread_x, spread_y):
+            found.append(f"{name}: mean {mean_y:.3g} and standard deviation {spread_y:.3g} "
+                         f"in {other.source}, {mean_x:.3g} and {spread_x:.3g} in {reference.source}")
+    return found
+
+
+def _moments(x: np.ndarray, chunk: int = 64) -> tuple[float, float]:
+    """Mean and standard deviation, summed in float64 a few samples at a time (no full-size temporaries)."""
+    total = squares = 0.0
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk].astype(np.float64)
+        total, squares = total + part.sum(), squares + np.square(part).sum()
+    mean = float(total / x.size)
+    return mean, float(np.sqrt(max(squares / x.size - mean * mean, 0.0)))

@@ -222,3 +222,18 @@ def test_coral_build_prints_the_edge_tpu_log_and_smoke_its_table(capsys, tmp_pat
     latency = re.search(r"latency p50 ([0-9.]+) ms, p90 ([0-9.]+) ms \(3 runs, 1 thread\(s\)\); peak RSS ([0-9.]+) MiB",
                         caption)
     assert latency and 0 < float(latency.group(1)) <= float(latency.group(2)) < 1000 and float(latency.group(3)) > 10
+
+
+def test_build_warns_when_eval_data_is_scaled_unlike_the_calibration(capsys, tmp_path, conv_gemm_path):
+    """Pixels 0..255 beside normalised calibration data: the build goes on (exit 0) and says which
+    flag, which input and both scales."""
+    x = np.random.default_rng(6).standard_normal((16, 1, 4, 4)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=x)
+    np.savez(tmp_path / "eval.npz", x=128 + 64 * x)
+    code, out, err = run(capsys, "build", str(conv_gemm_path), "--quant", "float32", "--calib", str(tmp_path / "calib.npz"),
+                         "--eval", str(tmp_path / "eval.npz"), "--out", str(tmp_path / "dist"), "--quiet")
+    assert code == 0, err
+    text = " ".join((out + err).split())
+    assert re.search(r"--eval looks scaled differently from --calib \(x: mean 13\d and standard deviation 6\d\.\d "
+                     r"in \S+eval\.npz, 0\.0\d+ and 1\.0\d in \S+calib\.npz\)", text)
+    assert "feed every data set normalised the same way" in text

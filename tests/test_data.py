@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgeopt.data import Preprocess, load_data, split
+from edgeopt.data import Dataset, Preprocess, load_data, scale_mismatch, split
 from edgeopt.errors import DataError, UsageError
 from edgeopt.ir import TensorSpec
 
@@ -103,3 +103,24 @@ def test_image_folder_with_classes(tmp_path):
 def test_preprocess_unknown_key():
     with pytest.raises(UsageError, match="unknown preprocessing key"):
         Preprocess.parse({"colour": "rgb"})
+
+
+def photos(seed: int, scale: float = 1 / 128, offset: float = 127) -> Dataset:
+    """Pixel-like values, normalised (x - offset) * scale."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (8, 3, 8, 8)).astype(np.float32)
+    return Dataset({"image": (pixels - offset) * scale}, None, f"photos{seed}.npz")
+
+
+def test_scale_mismatch_names_the_input_and_both_scales():
+    """Pixels 0..255, or ImageNet mean/std (spread ~x2), beside (x-127)/128 are flagged; more
+    samples of the same convention are not."""
+    normalised = photos(0)
+    assert scale_mismatch(normalised, photos(1)) == []
+    [found] = scale_mismatch(normalised, photos(1, scale=1, offset=0))
+    assert found.startswith("image: mean 12") and "in photos1.npz" in found and "0.57" in found and "in photos0.npz" in found
+    assert len(scale_mismatch(normalised, photos(1, scale=1 / 255 / 0.226, offset=0.45 * 255))) == 1
+
+
+def test_scale_mismatch_skips_integer_inputs():
+    tokens = Dataset({"ids": np.arange(64).reshape(8, 8)}, None, "a.npz")
+    assert scale_mismatch(tokens, Dataset({"ids": 1000 * np.arange(64).reshape(8, 8)}, None, "b.npz")) == []
