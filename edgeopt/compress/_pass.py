@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 
 import onnx_ir as ir
 
@@ -12,6 +13,8 @@ from edgeopt.compress import _refit
 from edgeopt.data import Dataset
 from edgeopt.errors import UsageError
 from edgeopt.passes.base import Pass, PassConfig
+
+MEASURING_FEEDS = 16  # batches a pass measures sensitivities and activations on
 
 
 @dataclass
@@ -48,6 +51,10 @@ class CompressionPass(Pass):
         if self.data is None:
             raise UsageError(f"{flag} measures the layers on data, and has none",
                              hint="Give --calib (or --train-data), or leave the option out.")
+
+    def measuring_feeds(self) -> list[dict]:
+        """The first MEASURING_FEEDS batches of the data (none without data)."""
+        return [] if self.data is None else list(islice(self.data.batches(self.batch), MEASURING_FEEDS))
 
     @property
     def refits(self) -> bool:

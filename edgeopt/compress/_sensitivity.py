@@ -23,6 +23,7 @@ import onnx_ir as ir
 from edgeopt.compress import _refit
 from edgeopt.compress._channels import channel_graph
 from edgeopt.compress._layers import Layer
+from edgeopt.compress._obs import obs_prune
 from edgeopt.compress._walk import Walk
 from edgeopt.ir import infer_shapes, ort_session, to_bytes
 from edgeopt.ir.analysis import analyze
@@ -85,7 +86,7 @@ def allocate_sparsity(model: ir.Model, layers: list[Layer], sparsity: float, fee
         dense, frozen = _refit._with_bias(linear), int(linear.bias is not None)
         energy = float(np.einsum("oi,ij,oj->", dense, h, dense)) or 1.0
         damping = _refit._damping(h)
-        pruned = {share: _refit.obs_prune(dense, h, share, damping, frozen) for share in SHARES}
+        pruned = {share: obs_prune(dense, h, share, damping, frozen) for share in SHARES}
         errors = {share: float(np.einsum("oi,ij,oj->", w - dense, h, w - dense)) / energy for share, w in pruned.items()}
         scale = _output_error(data, layer.name, pruned[MEASURED_AT], feeds, reference) / signal
         scale /= max(errors[MEASURED_AT], 1e-12)

@@ -23,7 +23,6 @@ Without refit (`refit = False`), fine-tuning reaches the sparsity gradually
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import islice
 
 import numpy as np
 import onnx_ir as ir
@@ -38,7 +37,6 @@ from edgeopt.passes.base import register
 
 SCOPES = ("layer", "global")
 ALLOCATIONS = ("uniform", "sensitivity")
-SENSITIVITY_FEEDS = 16  # batches the sensitivity is measured on
 
 
 @dataclass
@@ -113,8 +111,7 @@ class Prune(CompressionPass):
         before, layers, config = to_bytes(model), self.layers(model), self.config
         if config.allocation == "sensitivity":
             self.require_data("--prune-allocation sensitivity")
-            feeds = list(islice(self.data.batches(self.batch), SENSITIVITY_FEEDS))
-            allocated = allocate_sparsity(model, layers, config.sparsity, feeds, self.note)
+            allocated = allocate_sparsity(model, layers, config.sparsity, self.measuring_feeds(), self.note)
             masks = [sparsity_masks([layer.weight], allocated[layer.name], "layer", [layer.output_axis])[0]
                      for layer in layers]
         else:

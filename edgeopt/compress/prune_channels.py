@@ -11,18 +11,16 @@ different scales (folded BatchNorms) compare. Within every group of layers whose
 are tied, `ratio` of the sets go, the least important first, the rest rounded up to a
 multiple of 8 where a group has at least 16: vector kernels run whole blocks of channels. On
 EfficientNet-Lite0 at 0.3 onnxruntime ran the unrounded model slower than the unpruned one
-(17.9 against 10.5 ms), the rounded one faster (8.6 against 11.6 ms); in one run, LiteRT 3.81
-ms unrounded against 3.76 rounded, MACs 41.9% down against 38.1%, top-1 agreement at int8
-72.3% against 72.5%. With calibration data, the layers from the first pruned one on are then
-refit to the outputs they had
-(edgeopt.compress._refit).
+(17.9 against 10.5 ms), the rounded one faster (8.6 against 11.6 ms); LiteRT 3.81 ms
+unrounded against 3.76 rounded (a lab run); in two bench runs, MACs 41.9% down against 38.1%,
+top-1 agreement at int8 72.3% against 72.5%. With calibration data, the layers from the
+first pruned one on are then refit to the outputs they had (edgeopt.compress._refit).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from itertools import islice
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +40,6 @@ NORMS = {"l2": 2, "l1": 1}
 IMPORTANCES = (*NORMS, "activation")
 ALLOCATIONS = ("uniform", "sensitivity")
 PER_CHANNEL_PARAMS = {"BatchNormalization", "InstanceNormalization", "PRelu"}
-SENSITIVITY_FEEDS = 16  # batches the sensitivity and activations are measured on
 
 
 @dataclass
@@ -243,7 +240,7 @@ class PruneChannels(CompressionPass):
                                (config.importance == "activation", "--prune-importance activation")):
             if measures:
                 self.require_data(flag)
-        feeds = list(islice(self.data.batches(self.batch), SENSITIVITY_FEEDS)) if self.data is not None else []
+        feeds = self.measuring_feeds()
         chosen = config.importance or ("l2" if self.data is None else "activation")
         importance = activation_contributions(model, feeds) if chosen == "activation" else weight_norms(NORMS[chosen])
         if config.allocation == "sensitivity":
