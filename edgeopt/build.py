@@ -148,7 +148,8 @@ def _golden(artefact: Artefact, data: Dataset, batch: int, samples: int) -> tupl
     """Golden float inputs and expected outputs, in the device's layout (see manifest perm)."""
     samples = min(samples, data.size)  # a small --calib split may hold fewer held-out samples
     count = max(batch, samples - samples % batch)
-    inputs = [data.inputs[s["name"]][:count] for s in artefact.inputs]
+    read = data.take(slice(0, count))
+    inputs = [read[s["name"]] for s in artefact.inputs]
     feeds = [dict(zip((s["name"] for s in artefact.inputs), (x[i:i + batch] for x in inputs))) for i in range(0, count, batch)]
     outputs = [np.concatenate(parts) for parts in zip(*(artefact.run(f) for f in feeds))]
     files = {f"golden/input_{i}.npy": _npy(_device_layout(x, s)) for i, (x, s) in enumerate(zip(inputs, artefact.inputs))}

@@ -3,6 +3,7 @@ against the model's inputs before any long work starts."""
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,34 +11,45 @@ import numpy as np
 
 from edgeopt.errors import DataError, UsageError
 from edgeopt.ir import TensorSpec
+from edgeopt.stored_arrays import StoredArray, open_npy, open_npz
 
 LABEL_KEYS = ("y", "labels", "label")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 RANDOM = "random"
 SPREAD_RATIO = 1.5  # data sets whose standard deviations differ more than this were scaled differently
 MEAN_SHIFT = 0.5  # or whose means differ by more than this share of the larger deviation
+CHUNK = 64  # samples read at a time to check or measure a whole data set
 
 
 @dataclass
 class Dataset:
-    """Samples along axis 0 of every array; `labels` are class indices when known."""
+    """Samples along axis 0 of every array; `labels` are class indices when known. Arrays may
+    stay on disk (edgeopt.stored_arrays): read samples with `take` or `batches`."""
 
-    inputs: dict[str, np.ndarray]
+    inputs: dict[str, np.ndarray | StoredArray]
     labels: np.ndarray | None
     source: str
+    rows: np.ndarray | None = None  # the samples of `inputs` this set holds (a split); None: all
 
     @property
     def size(self) -> int:
-        return len(next(iter(self.inputs.values())))
+        return len(self.rows) if self.rows is not None else len(next(iter(self.inputs.values())))
+
+    def take(self, index, names=None) -> dict[str, np.ndarray]:
+        """The samples at `index` (a slice or an array of positions in this set) of the inputs
+        `names` (default all), read."""
+        rows = index if self.rows is None else self.rows[index]
+        return {k: np.asarray(self.inputs[k][rows]) for k in names or self.inputs}
 
     def subset(self, index: np.ndarray, source: str) -> "Dataset":
+        """The samples at `index`, without reading them."""
         labels = None if self.labels is None else self.labels[index]
-        return Dataset({k: v[index] for k, v in self.inputs.items()}, labels, source)
+        return Dataset(self.inputs, labels, source, np.arange(self.size)[index] if self.rows is None else self.rows[index])
 
     def batches(self, batch: int):
         """Feeds of the model's static batch size; a ragged tail is dropped."""
         for start in range(0, self.size - batch + 1, batch):
-            yield {k: v[start:start + batch] for k, v in self.inputs.items()}
+            yield self.take(slice(start, start + batch))
 
     def batch_labels(self, batch: int) -> np.ndarray | None:
         if self.labels is None:
@@ -107,15 +119,15 @@ def _load_images(folder: Path, spec: TensorSpec, preprocess: Preprocess) -> tupl
     return (x.transpose(0, 3, 1, 2) if layout == "nchw" else x).astype(np.float32), labels
 
 
-def _arrays(path: Path, specs: list[TensorSpec]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+def _arrays(path: Path, specs: list[TensorSpec]) -> tuple[dict[str, np.ndarray | StoredArray], np.ndarray | None]:
     try:
         if path.suffix == ".npy":
-            return {specs[0].name: np.load(path, allow_pickle=False)}, None
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as exc:
+            return {specs[0].name: open_npy(path)}, None
+        arrays = open_npz(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npz/.npy file ({exc})") from None
     labels = next((arrays.pop(k) for k in LABEL_KEYS if k in arrays), None)
+    labels = None if labels is None else np.asarray(labels[:])
     names = [s.name for s in specs]
     if set(names) <= set(arrays):
         return {n: arrays[n] for n in names}, labels
@@ -138,19 +150,31 @@ def _check(name: str, x: np.ndarray, spec: TensorSpec, source: str, pixels: bool
             elif x.shape[1:] == (want[2], want[0], want[1]):
                 hint = "The data is NCHW but the model is NHWC: use x.transpose(0, 2, 3, 1)."
         raise DataError(message, hint=hint)
-    if pixels and x.ndim == 4 and (x.min() < 0 or x.max() > 255):
-        raise DataError(f"{source}: array {name!r} holds values from {x.min():g} to {x.max():g}, not pixels 0..255",
-                        hint="--pixel-input takes raw pixels (uint8 arrays, or an image folder).")
     if not pixels and not np.issubdtype(x.dtype, np.floating) and np.issubdtype(np.dtype(spec.dtype), np.floating):
         raise DataError(
             f"{source}: array {name!r} is {x.dtype} but model input {spec.name} is {spec.dtype}",
             hint="Convert and normalise it as in training (e.g. x.astype('float32') / 255).",
         )
+    low, high, bad = _scan(x)
+    if pixels and x.ndim == 4 and (low < 0 or high > 255):
+        raise DataError(f"{source}: array {name!r} holds values from {low:g} to {high:g}, not pixels 0..255",
+                        hint="--pixel-input takes raw pixels (uint8 arrays, or an image folder).")
     # An Inf in calibration data segfaults the TFLite converter (TF 2.21, measured): refuse it here.
-    bad = int(np.count_nonzero(~np.isfinite(x))) if np.issubdtype(x.dtype, np.floating) else 0
     if bad:
         raise DataError(f"{source}: array {name!r} has {bad} NaN/Inf value(s)", hint="Clean or drop those samples.")
     return x.astype(spec.dtype, copy=False)
+
+
+def _scan(x: np.ndarray | StoredArray) -> tuple[float, float, int]:
+    """Smallest and largest finite value, and how many are NaN/Inf, read CHUNK samples at a time."""
+    low, high, bad = np.inf, -np.inf, 0
+    for start in range(0, len(x), CHUNK):
+        part = np.asarray(x[start:start + CHUNK])
+        finite = np.isfinite(part) if part.dtype.kind == "f" else np.ones(part.shape, bool)
+        bad += int(part.size - np.count_nonzero(finite))
+        if finite.any():
+            low, high = min(low, float(part[finite].min())), max(high, float(part[finite].max()))
+    return low, high, bad
 
 
 def load_data(text: str, specs: list[TensorSpec], preprocess: Preprocess | None = None, seed: int = 0, samples: int = 64) -> Dataset:
@@ -171,7 +195,7 @@ def load_data(text: str, specs: list[TensorSpec], preprocess: Preprocess | None 
         arrays, labels = _arrays(path, specs)
     by_name = {s.name: s for s in specs}
     pixels = preprocess is not None and preprocess.pixel_input
-    arrays = {k: _check(k, np.asarray(v), by_name[k], str(path), pixels) for k, v in arrays.items()}
+    arrays = {k: _check(k, v, by_name[k], str(path), pixels) for k, v in arrays.items()}
     sizes = {len(v) for v in arrays.values()} | ({len(labels)} if labels is not None else set())
     if len(sizes) != 1:
         raise DataError(f"{path}: arrays (and labels) differ in sample count: {sorted(sizes)}")
@@ -199,7 +223,7 @@ def scale_mismatch(reference: Dataset, other: Dataset) -> list[str]:
         y = other.inputs[name]
         if not (np.issubdtype(x.dtype, np.floating) and np.issubdtype(y.dtype, np.floating)):
             continue
-        (mean_x, spread_x), (mean_y, spread_y) = (_moments(a) for a in (x, y))
+        (mean_x, spread_x), (mean_y, spread_y) = (_moments(data, name) for data in (reference, other))
         if min(spread_x, spread_y) <= 0:
             continue
         ratio = max(spread_x, spread_y) / min(spread_x, spread_y)
@@ -209,11 +233,11 @@ def scale_mismatch(reference: Dataset, other: Dataset) -> list[str]:
     return found
 
 
-def _moments(x: np.ndarray, chunk: int = 64) -> tuple[float, float]:
-    """Mean and standard deviation, summed in float64 a few samples at a time (no full-size temporaries)."""
-    total = squares = 0.0
-    for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].astype(np.float64)
-        total, squares = total + part.sum(), squares + np.square(part).sum()
-    mean = float(total / x.size)
-    return mean, float(np.sqrt(max(squares / x.size - mean * mean, 0.0)))
+def _moments(data: Dataset, name: str) -> tuple[float, float]:
+    """Mean and standard deviation, summed in float64 CHUNK samples at a time (no full-size temporaries)."""
+    total = squares = count = 0.0
+    for start in range(0, data.size, CHUNK):
+        part = data.take(slice(start, start + CHUNK), [name])[name].astype(np.float64)
+        total, squares, count = total + part.sum(), squares + np.square(part).sum(), count + part.size
+    mean = float(total / count)
+    return mean, float(np.sqrt(max(squares / count - mean * mean, 0.0)))

@@ -5,7 +5,8 @@ and shifts them by whole pixels, the border reflected. It does not crop and resi
 image is smoother than any the model will see, and on EfficientNet-Lite0 distilling on
 crop-resized photos cost the int8 model 1.6 dB on unaltered held-out ones (25.5 -> 23.9 dB;
 24.3 dB with crops of at least 90% of the area), where flips and shifts kept or gained it.
-Each batch is made when asked for, so memory holds one batch besides the samples.
+Each batch is read and made when asked for: samples left on disk (edgeopt.stored_arrays)
+cost memory only while they are in a batch.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def batches(data: Dataset, batch: int, seed: int, images: set[str], augment: boo
         order = rng.permutation(data.size)
         for start in range(0, max(data.size - batch, 0) + 1, batch):  # fewer samples than a batch: one short batch
             index = order[start:start + batch]
-            feed = {name: array[index] for name, array in data.inputs.items()}
+            feed = data.take(index)
             if augment:
                 feed = {name: _augment(x, rng) if name in images else x for name, x in feed.items()}
             yield feed, None if data.labels is None else data.labels[index]

@@ -1,0 +1,82 @@
+"""`make bench`, part five: a build's memory scales with the batch, not the training set.
+
+A small conv net on 3x128x128 images is pruned and fine-tuned (`--prune 0.5 --train-steps
+30`) on a training set of 256 samples and on one 8x larger (50 and 403 MB of float32), each
+saved with np.savez (read a batch at a time: edgeopt.stored_arrays) and, as the reference,
+with np.savez_compressed (which cannot be read in pieces and is loaded whole). The figure is
+the build's peak resident memory (the largest stage's, from `--json`) on the large set over
+the small one.
+
+    python scripts/bench_memory.py --out bench-results/memory.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+SHAPE = (3, 128, 128)
+SMALL, LARGE = 256, 2048  # training samples
+STEPS = 30
+GOAL = 1.1  # peak on the large set over the small one, stored uncompressed
+
+
+def make_net(path: Path) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(16, 32, 3, 2, 1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10)).eval()
+    torch.export.save(torch.export.export(net, (torch.zeros(1, *SHAPE),)), path)
+
+
+def save_samples(path: Path, count: int, seed: int, compressed: bool) -> Path:
+    x = np.random.default_rng(seed).standard_normal((count, *SHAPE), dtype=np.float32)
+    (np.savez_compressed if compressed else np.savez)(path, x=x)
+    return path
+
+
+def peak_mb(model: Path, calib: Path, train: Path, out: Path) -> float:
+    command = [sys.executable, "-m", "edgeopt", "build", str(model), "--target", "onnx", "--calib", str(calib),
+               "--prune", "0.5", "--train-data", str(train), "--train-steps", str(STEPS), "--out", str(out), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    report = json.loads(done.stdout)
+    if not report["ok"]:
+        raise RuntimeError(f"build failed (exit {done.returncode}): {report['error']['message']}")
+    return max(max(stage["peak_rss_mb"], stage.get("child_peak_rss_mb") or 0) for stage in report["stages"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("bench-results/memory.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        make_net(work / "net.pt2")
+        calib = save_samples(work / "calib.npz", 64, 0, compressed=False)
+        rows = {}
+        for kind, compressed in (("savez", False), ("savez_compressed", True)):
+            peaks = {}
+            for count in (SMALL, LARGE):
+                train = save_samples(work / f"train_{count}.npz", count, 1, compressed)
+                peaks[count] = round(peak_mb(work / "net.pt2", calib, train, work / "dist"), 1)
+                train.unlink()
+                print(f"{kind}, {count} training samples: peak {peaks[count]:,.0f} MB", flush=True)
+            rows[kind] = {"peak_mb": peaks, "large_over_small": round(peaks[LARGE] / peaks[SMALL], 3)}
+    stored = rows["savez"]["large_over_small"]
+    result = {"training_samples": [SMALL, LARGE], "sample_bytes": int(np.prod(SHAPE)) * 4, "runs": rows,
+              "goals": {"peak_ratio_stored": {"goal": f"<= {GOAL}", "measured": stored, "met": stored <= GOAL}}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result["goals"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
