@@ -343,6 +343,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
                      "artefact": artefact_analysis.to_json() if artefact_analysis else None},
         "size_check": sizes.to_json() if sizes else None,
         "fidelity": fidelity.to_json(),
+        "warnings": progress.warnings,
         "golden": golden,
         "files": {path: sha256(data) for path, data in sorted(files.items())},
     }

@@ -66,12 +66,14 @@ class Progress:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.stages: list[StageCost] = []
+        self.warnings: list[str] = []  # also in manifest.json, for a CI job that reads only that
 
     def note(self, text: str, style: str = "") -> None:
         if not self.quiet:
             console.print(text, style=style)
 
     def warn(self, text: str) -> None:
+        self.warnings.append(text)
         console.print(f"warning: {escape(text)}", style="bold yellow")
 
     @contextmanager

@@ -237,3 +237,17 @@ def test_build_warns_when_eval_data_is_scaled_unlike_the_calibration(capsys, tmp
     assert re.search(r"--eval looks scaled differently from --calib \(x: mean 13\d and standard deviation 6\d\.\d "
                      r"in \S+eval\.npz, 0\.0\d+ and 1\.0\d in \S+calib\.npz\)", text)
     assert "feed every data set normalised the same way" in text
+    (manifest,) = (tmp_path / "dist").glob("*/manifest.json")
+    (warning,) = json.loads(manifest.read_text())["warnings"]  # a CI job reading only the manifest sees it too
+    assert warning.startswith("--eval looks scaled differently from --calib (x: mean 13")
+
+
+def test_build_on_random_calibration_says_so_in_the_report_and_the_manifest(capsys, tmp_path, conv_gemm_path):
+    code, out, err = run(capsys, "build", str(conv_gemm_path), "--quant", "int8", "--calib", "random",
+                         "--out", str(tmp_path / "dist"), "--quiet")
+    assert code == 0, err
+    assert "--calib random: calibrating on random data" in " ".join((out + err).split())
+    (manifest,) = (tmp_path / "dist").glob("*/manifest.json")
+    manifest = json.loads(manifest.read_text())
+    assert "NOT representative" in manifest["calibration"]["source"]
+    assert manifest["warnings"][0].startswith("--calib random: calibrating on random data")
