@@ -31,8 +31,9 @@ bench: $(EXAMPLE)
 	$(BIN)/python scripts/bench.py --out bench-results/bench.json
 	$(BIN)/python scripts/bench_zoo.py --out bench-results/zoo.json
 	$(BIN)/python scripts/bench_compress.py --out bench-results/compress.json
-	$(BIN)/python scripts/bench_arm.py --out bench-results/arm.json
 	$(BIN)/python scripts/bench_memory.py --out bench-results/memory.json
+	$(BIN)/python scripts/bench_sparse_encoding.py --out bench-results/sparse_encoding.json
+	$(BIN)/python scripts/bench_arm.py --out bench-results/arm.json
 
 clean:
 	rm -rf $(VENV) dist examples build bench-results *.egg-info

@@ -45,6 +45,7 @@ class BuildRequest:
     bias_correction: bool = False
     rounding: str = "nearest"
     rounding_steps: int = 100
+    sparse_encoding: bool = True  # tflite: pruned weights sparse-encoded where that pays and runs
     profile: str | None = None
     calib: str | None = None
     eval: str | None = None
@@ -235,7 +236,7 @@ def _compile_options(request: BuildRequest, backend, calib: Dataset | None, prof
                           tvm_target=profile.tvm_target if profile is not None else None,
                           device_triple=profile.cpu.get("triple") if profile is not None else None,
                           tune_trials=request.tune_trials, tune_seconds=request.tune_seconds,
-                          tvm_tracker=request.tvm_tracker)
+                          tvm_tracker=request.tvm_tracker, sparse_encoding=request.sparse_encoding)
 
 
 def check_tracker(request: BuildRequest) -> None:

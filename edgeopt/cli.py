@@ -99,6 +99,8 @@ def cli():
               "float layer outputs on the calibration data (AdaRound).")
 @click.option("--rounding-steps", default=100, show_default=True, type=int,
               help="--rounding learned: optimisation steps per layer.")
+@click.option("--no-sparse-encoding", is_flag=True, help="tflite: keep pruned weights dense, even where TFLite's "
+              "sparse encoding would make the file smaller.")
 @click.option("--profile", "-p", help="Device profile to size-check against (edgeopt profiles list), or a .toml path.")
 @click.option("--calib", metavar="DATA", help=".npz/.npy arrays, an image folder, or 'random' (unrepresentative).")
 @click.option("--eval", "eval_data", metavar="DATA", help="Held-out data (with labels y for accuracy). Default: a split of --calib.")
@@ -120,7 +122,8 @@ def cli():
 @click.option("--name", help="Bundle name prefix (default: the model file's stem).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @json_option
-def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps, profile, calib,
+def build(model, target, quant, io_dtype, calibration_method, bias_correction, rounding, rounding_steps,
+          no_sparse_encoding, profile, calib,
           eval_data, max_drop, input_shape, module, trust_pickle, preprocess, pixel_input, edgetpu_compiler,
           require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout, edgetpu_fix, tune_trials, tune_time, tvm_tracker,
           qat, prune, prune_scope, prune_exclude, prune_channels, prune_allocation, prune_importance, no_refit, lowrank,
@@ -143,7 +146,8 @@ def build(model, target, quant, io_dtype, calibration_method, bias_correction, r
                                              train_rate, train_batch, seed, no_augment)
     request = BuildRequest(
         model=Path(model), target=target, quant=quant, io_dtype=io_dtype, calibration_method=calibration_method,
-        bias_correction=bias_correction, rounding=rounding, rounding_steps=rounding_steps, profile=profile, calib=calib,
+        bias_correction=bias_correction, rounding=rounding, rounding_steps=rounding_steps,
+        sparse_encoding=not no_sparse_encoding, profile=profile, calib=calib,
         eval=eval_data, max_drop=max_drop, input_shapes=parse_input_shapes_cli(input_shape), module=module,
         trust_pickle=trust_pickle, preprocess=preprocess_items, pixel_input=pixel_input, out=Path(out), name=name,
         edgetpu=_edgetpu_options(target, edgetpu_compiler, require_edgetpu_compiler, edgetpu_segments, edgetpu_timeout,

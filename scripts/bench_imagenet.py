@@ -150,15 +150,17 @@ def trained_lite0(convention=LITE_CONVENTION) -> Net:
                f"EfficientNet-Lite0, trained on ImageNet, inputs {name}", convention, pixels)
 
 
-def litert_latency_ms(models: dict[str, bytes]) -> dict[str, float]:
-    """Median invoke() time per model, one thread, LiteRT's default CPU path (XNNPACK).
+def litert_latency_ms(models: dict[str, bytes], xnnpack: bool = True) -> dict[str, float]:
+    """Median invoke() time per model, one thread, LiteRT's default CPU path (XNNPACK), or its
+    builtin kernels alone (`xnnpack` False).
 
     The models take turns, round after round, so machine noise hits them alike."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreters = {}
     for name, data in models.items():
-        interpreter = Interpreter(model_content=data, num_threads=1)
+        interpreter = Interpreter(model_content=data, num_threads=1, experimental_op_resolver_type=resolver)
         interpreter.allocate_tensors()
         for detail in interpreter.get_input_details():
             interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))

@@ -1,4 +1,4 @@
-"""`make bench`, part five: a build's memory scales with the batch, not the training set.
+"""`make bench`: a build's memory scales with the batch, not the training set.
 
 A small conv net on 3x128x128 images is pruned and fine-tuned (`--prune 0.5 --train-steps
 30`) on a training set of 256 samples and on one 8x larger (50 and 403 MB of float32), each

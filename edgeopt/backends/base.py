@@ -38,6 +38,7 @@ class CompileOptions:
     tune_seconds: float | None = None
     tvm_tracker: str | None = None  # arm-cpu: tune on the board behind this TVM RPC tracker (host:port:key)
     device_triple: str | None = None  # the profile's OS triple (arm-cpu: a non-gnu one gets glibc in the bundle)
+    sparse_encoding: bool = True  # tflite: pruned weights in TFLite's sparse encoding where it pays and runs
 
 
 @dataclass

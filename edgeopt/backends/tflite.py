@@ -146,7 +146,7 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     lowered = lower(model, edgetpu)
     info: dict = {"quant": options.quant}
     if options.quant != "int8":
-        return Converted(convert(lowered, options.quant), lowered, info)
+        return Converted(_encoded(model, lowered, options, edgetpu, info), lowered, info)
     if options.calibration is None:
         raise DataError("int8 needs calibration data", hint="Pass --calib data.npz (or --calib random, loudly worse).")
     batch = lowered.inputs[0].shape[0]
@@ -189,8 +189,22 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
                        options.note, held=centred)
         written = write_back(model, lowered, edgetpu)
         info["training"] = {**report.to_json(), "written_back": len(written.constants), "not_written_back": written.skipped}
-    data = convert(lowered, "int8", representative=representative, io_dtype=options.io_dtype)
+    data = _encoded(model, lowered, options, edgetpu, info, representative=representative, io_dtype=options.io_dtype)
     return Converted(data, lowered, info, before_training)
+
+
+def _encoded(model, lowered, options: CompileOptions, edgetpu: bool, info: dict, **convert_options) -> bytes:
+    """The converted model; for a pruned one, in TFLite's sparse encoding where that pays and
+    runs (edgeopt.tflite.sparse_encoding; the Edge TPU compiler takes dense weights only)."""
+    from edgeopt.tflite.convert import convert
+    from edgeopt.tflite.sparse_encoding import choose, worth_trying
+
+    data = convert(lowered, options.quant, **convert_options)
+    if edgetpu or not options.sparse_encoding or not worth_trying(model):
+        return data
+    options.note("trying TFLite's sparse encoding for the pruned weights")
+    data, info["sparse_encoding"] = choose(data, lambda: convert(lowered, options.quant, sparse=True, **convert_options))
+    return data
 
 
 class TfliteBackend(Backend):

@@ -47,9 +47,11 @@ def configure(converter, request: dict, workdir: Path) -> None:
     import tensorflow as tf
 
     quant = request["quant"]
+    sparsity = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY] if request.get("sparse") else []
     if quant == "float32":
+        converter.optimizations = sparsity
         return
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT, *sparsity]
     if quant == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif quant == "int8":

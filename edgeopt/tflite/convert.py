@@ -96,9 +96,10 @@ def float_ops_in_int8(lowered: LoweredModel, model: TfliteModel) -> list[str]:
 
 
 def convert(lowered: LoweredModel, quant: str, *, representative: Callable[[], Iterable] | None = None,
-            io_dtype: str = "int8") -> bytes:
-    """Convert in a child process (edgeopt.tflite.isolated); the converter's failures as our errors."""
-    outcome = run_converter(lowered, quant, representative, io_dtype)
+            io_dtype: str = "int8", sparse: bool = False) -> bytes:
+    """Convert in a child process (edgeopt.tflite.isolated); the converter's failures as our errors.
+    `sparse`: weights in TFLite's sparse encoding (edgeopt.tflite.sparse_encoding)."""
+    outcome = run_converter(lowered, quant, representative, io_dtype, sparse)
     if outcome.data is None:
         raise _conversion_error(lowered, outcome.said, outcome.log, quant)
     data = outcome.data

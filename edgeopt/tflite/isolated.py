@@ -68,7 +68,7 @@ def _rss_mb(pid: int) -> float:
 
 
 def _write_inputs(workdir: Path, lowered: LoweredModel, quant: str, io_dtype: str,
-                  representative: Callable[[], Iterable] | None) -> None:
+                  representative: Callable[[], Iterable] | None, sparse: bool) -> None:
     """The SavedModel, the calibration samples (streamed, one record per array) and the request."""
     with captured_output():
         tf_save(lowered, workdir / MODEL_DIR)
@@ -79,7 +79,7 @@ def _write_inputs(workdir: Path, lowered: LoweredModel, quant: str, io_dtype: st
                 for array in sample:
                     np.save(stream, np.asarray(array), allow_pickle=False)
                 count += 1
-    request = {"quant": quant, "io_dtype": io_dtype, "samples": count, "inputs": len(lowered.inputs)}
+    request = {"quant": quant, "io_dtype": io_dtype, "samples": count, "inputs": len(lowered.inputs), "sparse": sparse}
     (workdir / REQUEST).write_text(json.dumps(request))
 
 
@@ -206,11 +206,12 @@ def _stop(pid: int) -> None:
 
 
 def run_converter(lowered: LoweredModel, quant: str, representative: Callable[[], Iterable] | None,
-                  io_dtype: str) -> Outcome:
-    """Convert `lowered` in a child process; the model, or what the converter said when it failed."""
+                  io_dtype: str, sparse: bool = False) -> Outcome:
+    """Convert `lowered` in a child process; the model, or what the converter said when it failed.
+    `sparse`: weights in TFLite's sparse encoding (edgeopt.tflite.sparse_encoding)."""
     with tempfile.TemporaryDirectory(prefix="edgeopt-convert-") as directory:
         workdir = Path(directory)
-        _write_inputs(workdir, lowered, quant, io_dtype, representative)
+        _write_inputs(workdir, lowered, quant, io_dtype, representative, sparse)
         server = _server()
         pid = server.start(workdir)
         try:
