@@ -11,7 +11,7 @@ import numpy as np
 
 from edgeopt.errors import DataError, UsageError
 from edgeopt.ir import TensorSpec
-from edgeopt.stored_arrays import StoredArray, open_npy, open_npz
+from edgeopt.stored_arrays import ImageFiles, StoredArray, open_npy, open_npz
 
 LABEL_KEYS = ("y", "labels", "label")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -97,7 +97,13 @@ def image_layout(spec: TensorSpec, preprocess: Preprocess) -> str:
     return "nchw" if spec.shape[1] in (1, 3) and spec.shape[-1] not in (1, 3) else "nhwc"
 
 
-def _load_images(folder: Path, spec: TensorSpec, preprocess: Preprocess) -> tuple[np.ndarray, np.ndarray | None]:
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    return DataError(f"{path}: not a readable image ({exc})", hint="Remove or replace the file.")
+
+
+def _load_images(folder: Path, spec: TensorSpec, preprocess: Preprocess) -> tuple[ImageFiles, np.ndarray | None]:
+    """The folder's images, decoded when read (each file's header is checked now); labels from
+    class subfolders."""
     from PIL import Image
 
     if len(spec.shape) != 4:
@@ -110,13 +116,23 @@ def _load_images(folder: Path, spec: TensorSpec, preprocess: Preprocess) -> tupl
     classes = sorted({p.parent for p in files} - {folder})
     labels = np.array([classes.index(p.parent) for p in files]) if classes and all(p.parent != folder for p in files) else None
     resample = Image.Resampling.NEAREST if preprocess.resize == "nearest" else Image.Resampling.BILINEAR
-    images = []
-    for path in files:
-        with Image.open(path) as image:
-            image = image.convert("L" if c == 1 else "RGB").resize((w, h), resample)
-            images.append(np.asarray(image, dtype=np.float32).reshape(h, w, c))
-    x = np.stack(images) if preprocess.pixel_input else preprocess.normalise(np.stack(images), "nhwc")
-    return (x.transpose(0, 3, 1, 2) if layout == "nchw" else x).astype(np.float32), labels
+
+    def decode(path: Path) -> np.ndarray:
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if c == 1 else "RGB").resize((w, h), resample)
+                x = np.asarray(image, dtype=np.float32).reshape(1, h, w, c)
+        except OSError as exc:  # PIL's UnidentifiedImageError is one
+            raise _unreadable(path, exc) from None
+        x = x if preprocess.pixel_input else preprocess.normalise(x, "nhwc")
+        return (x.transpose(0, 3, 1, 2) if layout == "nchw" else x)[0]
+
+    for path in files:  # headers only: a file that is no image fails the build now, not mid-training
+        try:
+            Image.open(path).close()
+        except OSError as exc:
+            raise _unreadable(path, exc) from None
+    return ImageFiles(files, (c, h, w) if layout == "nchw" else (h, w, c), decode), labels
 
 
 def _arrays(path: Path, specs: list[TensorSpec]) -> tuple[dict[str, np.ndarray | StoredArray], np.ndarray | None]:
@@ -155,7 +171,7 @@ def _check(name: str, x: np.ndarray, spec: TensorSpec, source: str, pixels: bool
             f"{source}: array {name!r} is {x.dtype} but model input {spec.name} is {spec.dtype}",
             hint="Convert and normalise it as in training (e.g. x.astype('float32') / 255).",
         )
-    low, high, bad = _scan(x)
+    low, high, bad = _scan(x) if not isinstance(x, ImageFiles) else (0, 255, 0)  # decoded pixels: finite, 0..255
     if pixels and x.ndim == 4 and (low < 0 or high > 255):
         raise DataError(f"{source}: array {name!r} holds values from {low:g} to {high:g}, not pixels 0..255",
                         hint="--pixel-input takes raw pixels (uint8 arrays, or an image folder).")

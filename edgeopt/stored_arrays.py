@@ -1,5 +1,5 @@
-"""Arrays left on disk: a `.npy` file, or a member `np.savez` stored uncompressed in a `.npz`,
-read a few samples at a time when asked for. A training set larger than memory then costs a
+"""Arrays left on disk: a `.npy` file, a member `np.savez` stored uncompressed in a `.npz`, or
+a folder of images, read a few samples at a time when asked for. A training set larger than memory then costs a
 batch, not its size; memory-mapping would not do, since every page a run touches stays in its
 resident memory. `np.savez_compressed` members (and Fortran-order or pickled arrays) cannot be
 read in pieces and are loaded whole.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,29 @@ class StoredArray:
                     raise DataError(f"{self.path}: ends before sample {int(rows[run[-1]])} of {len(self)} (truncated?)")
                 out[run[0]:run[-1] + 1] = np.frombuffer(data, self.stored).reshape(len(run), *self.shape[1:])
         return out.astype(self.dtype, copy=False)
+
+
+class ImageFiles:
+    """Images in files as samples along axis 0, decoded (by `decode`: path -> sample) when indexed."""
+
+    def __init__(self, files: list[Path], sample_shape: tuple[int, ...], decode: Callable[[Path], np.ndarray],
+                 dtype=np.float32):
+        self.files, self.decode = files, decode
+        self.shape, self.dtype = (len(files), *sample_shape), np.dtype(dtype)
+
+    ndim, size, __len__ = StoredArray.ndim, StoredArray.size, StoredArray.__len__
+
+    def astype(self, dtype, copy: bool = False) -> "ImageFiles":
+        return ImageFiles(self.files, self.shape[1:], self.decode, dtype)
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = np.arange(len(self))[index]
+        if np.ndim(rows) == 0:
+            return self[rows[None]][0]
+        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
+        for i, row in enumerate(rows):
+            out[i] = self.decode(self.files[row])
+        return out
 
 
 def _header(file, path: Path, offset: int) -> StoredArray | None:

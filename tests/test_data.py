@@ -7,6 +7,7 @@ from PIL import Image
 from edgeopt.data import Dataset, Preprocess, load_data, scale_mismatch, split
 from edgeopt.errors import DataError, UsageError
 from edgeopt.ir import TensorSpec
+from edgeopt.stored_arrays import ImageFiles
 
 NCHW = [TensorSpec("image", "float32", (1, 3, 8, 8))]
 
@@ -98,6 +99,18 @@ def test_image_folder_with_classes(tmp_path):
     assert data.labels.tolist() == [0, 0, 1, 1]
     np.testing.assert_allclose(data.inputs["image"][0], -1.0, atol=1e-6)
     np.testing.assert_allclose(data.inputs["image"][3], 1.0, atol=1e-6)
+
+
+def test_image_folder_is_read_when_asked_and_a_file_that_is_no_image_is_named(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"")
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "b.png")
+    with pytest.raises(DataError) as info:
+        load_data(str(tmp_path), NCHW)
+    assert info.value.exit_code == 9 and "a.png: not a readable image" in info.value.message
+    (tmp_path / "a.png").unlink()
+    data = load_data(str(tmp_path), NCHW)
+    assert isinstance(data.inputs["image"], ImageFiles)  # decoded a batch at a time, not held
+    np.testing.assert_allclose(next(data.batches(1))["image"][0, :, 0, 0], [1, 0, 0])
 
 
 def test_preprocess_unknown_key():
