@@ -61,3 +61,11 @@ def test_truncated_file_is_a_data_error_naming_it(tmp_path):
     (tmp_path / "x.npy").write_bytes((tmp_path / "x.npy").read_bytes()[:-100])
     with pytest.raises(DataError, match=r"x\.npy: ends before sample 9 of 10"):
         load_data(str(tmp_path / "x.npy"), [TensorSpec("image", "float64", (1, 3, 4, 4))])
+
+
+def test_an_index_past_the_end_is_an_index_error_like_numpys(tmp_path):
+    np.save(tmp_path / "x.npy", SAMPLES)
+    stored = open_npy(tmp_path / "x.npy")
+    np.testing.assert_array_equal(stored[np.array([-1])], SAMPLES[[-1]])
+    with pytest.raises(IndexError):
+        stored[np.array([10])]
