@@ -283,7 +283,10 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     batch = input_specs(model)[0].shape[0]
     train = load_data(request.train_data, input_specs(loaded.model), preprocess) if request.train_data else None
     _warn_mismatched(request, calib, evaluation, train, progress)
-    rows = []
+    rows, teacher = [], None
+    if compression and request.training is not None:  # --qat wins back what compression cost too
+        from edgeopt.train.trainer import onnx_teacher
+        teacher = onnx_teacher(model)
     if compression:
         with progress.step("Compressing", "compress"):
             model, compressed, rows = compress(model, compression, reference, evaluation, batch, request.fine_tuning,
@@ -291,7 +294,7 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
         reports += compressed
     with progress.step(f"Compiling for {request.target} ({request.quant})", "compile"):
         options = _compile_options(request, backend, calib, profile, train, preprocess)
-        options.note = progress.note
+        options.note, options.teacher = progress.note, teacher
         artefact = backend.compile(model, options)
     with progress.step(f"Verifying on {evaluation.size} held-out samples", "verify"):
         fidelity = verify.measure(reference, artefact.run, evaluation, batch)

@@ -32,6 +32,7 @@ class CompileOptions:
     note: Callable[[str], None] = lambda text: None  # progress lines from long work inside the compile step
     training: TrainConfig | None = None  # --qat
     training_data: Dataset | None = None  # None: the calibration data
+    teacher: Callable[[dict], list] | None = None  # --qat distils from it (None: the model compiled)
     pixel_mean: tuple[float, ...] | None = None  # --pixel-input: the image input takes pixels 0..255 around these
     tvm_target: str | dict | None = None  # arm-cpu: the profile's TVM target (None: any ARMv8-A board)
     tune_trials: int | None = None  # arm-cpu: MetaSchedule trials (None: no tuning, or the cached result only)
