@@ -58,6 +58,22 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class Batches:
+    """The feeds of `data` in batches of `batch`, read afresh on every pass over them: work that
+    walks its data more than once (calibration: ranges, then histograms, then the converter)
+    holds one batch at a time, not the data set."""
+
+    data: Dataset
+    batch: int
+
+    def __iter__(self):
+        return self.data.batches(self.batch)
+
+    def __len__(self) -> int:
+        return self.data.size // self.batch
+
+
+@dataclass(frozen=True)
 class Preprocess:
     """How images become input tensors; recorded in the manifest for the device side."""
 

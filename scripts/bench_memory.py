@@ -6,7 +6,8 @@ saved with np.savez and as a folder of PNG files (both read a batch at a time:
 edgeopt.stored_arrays) and, as the reference, with np.savez_compressed (which cannot be read in
 pieces and is loaded whole). The figure is
 the build's peak resident memory (the largest stage's, from `--json`) on the large set over
-the small one.
+the small one. The same two sets (np.savez) are then the calibration data of an int8 TFLite
+build, which reads them in passes a batch at a time (edgeopt.data.Batches).
 
     python scripts/bench_memory.py --out bench-results/memory.json
 """
@@ -54,9 +55,9 @@ def save_samples(path: Path, count: int, seed: int, kind: str) -> Path:
     return path
 
 
-def peak_mb(model: Path, calib: Path, train: Path, out: Path) -> float:
-    command = [sys.executable, "-m", "edgeopt", "build", str(model), "--target", "onnx", "--calib", str(calib),
-               "--prune", "0.5", "--train-data", str(train), "--train-steps", str(STEPS), "--out", str(out), "--json"]
+def peak_mb(*arguments) -> float:
+    """The build's peak resident memory: its largest stage's, the converter child's included."""
+    command = [sys.executable, "-m", "edgeopt", "build", *map(str, arguments), "--json"]
     done = subprocess.run(command, capture_output=True, text=True)
     report = json.loads(done.stdout)
     if not report["ok"]:
@@ -77,14 +78,23 @@ def main() -> None:
             peaks = {}
             for count in (SMALL, LARGE):
                 train = save_samples(work / f"train_{count}{'' if kind == 'image folder' else '.npz'}", count, 1, kind)
-                peaks[count] = round(peak_mb(work / "net.pt2", calib, train, work / "dist"), 1)
+                peaks[count] = round(peak_mb(work / "net.pt2", "--target", "onnx", "--calib", calib, "--prune", "0.5",
+                                             "--train-data", train, "--train-steps", STEPS, "--out", work / "dist"), 1)
                 shutil.rmtree(train) if train.is_dir() else train.unlink()
                 print(f"{kind}, {count} training samples: peak {peaks[count]:,.0f} MB", flush=True)
             rows[kind] = {"peak_mb": peaks, "large_over_small": round(peaks[LARGE] / peaks[SMALL], 3)}
+        peaks = {}
+        for count in (SMALL, LARGE):  # the same sets, np.savez, as int8 calibration data
+            many = save_samples(work / f"calib_{count}.npz", count, 1, "savez")
+            peaks[count] = round(peak_mb(work / "net.pt2", "--target", "tflite", "--quant", "int8", "--calib", many,
+                                         "--eval", calib, "--out", work / "dist"), 1)
+            many.unlink()
+            print(f"int8 calibration, {count} samples: peak {peaks[count]:,.0f} MB", flush=True)
+        rows["int8 calibration"] = {"peak_mb": peaks, "large_over_small": round(peaks[LARGE] / peaks[SMALL], 3)}
     goals = {f"peak_ratio_{kind.replace(' ', '_')}": {"goal": f"<= {GOAL}", "measured": rows[kind]["large_over_small"],
                                                        "met": rows[kind]["large_over_small"] <= GOAL}
-             for kind in ("savez", "image folder")}
-    result = {"training_samples": [SMALL, LARGE], "sample_bytes": int(np.prod(SHAPE)) * 4, "runs": rows, "goals": goals}
+             for kind in ("savez", "image folder", "int8 calibration")}
+    result = {"samples": [SMALL, LARGE], "sample_bytes": int(np.prod(SHAPE)) * 4, "runs": rows, "goals": goals}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result["goals"], indent=2))

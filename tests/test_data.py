@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgeopt.data import Dataset, Preprocess, load_data, scale_mismatch, split
+from edgeopt.data import Batches, Dataset, Preprocess, load_data, scale_mismatch, split
 from edgeopt.errors import DataError, UsageError
 from edgeopt.ir import TensorSpec
 from edgeopt.stored_arrays import ImageFiles
@@ -24,6 +24,17 @@ def test_npz_by_name_with_labels(tmp_path):
     assert data.size == 6 and data.inputs["image"].dtype == np.float32
     assert data.labels.tolist() == list(range(6))
     assert len(list(data.batches(1))) == 6
+
+
+def test_batches_read_the_stored_samples_again_on_every_pass(tmp_path):
+    x = np.random.default_rng(0).random((7, 3, 8, 8)).astype(np.float32)
+    data = load_data(save(tmp_path, image=x), NCHW)
+    feeds = Batches(data, 2)
+    first, second = list(feeds), list(feeds)
+    assert len(feeds) == len(first) == len(second) == 3  # the ragged seventh sample is dropped
+    assert all(np.array_equal(a["image"], b["image"]) for a, b in zip(first, second))
+    assert np.array_equal(np.concatenate([f["image"] for f in first]), x[:6])
+    assert first[0]["image"] is not second[0]["image"]  # read afresh, not held
 
 
 def test_single_unnamed_array(tmp_path):

@@ -14,11 +14,13 @@ ranges with int8 simulated (edgeopt.train).
 from __future__ import annotations
 
 import importlib.util
+from itertools import islice
 from typing import NamedTuple
 
 import numpy as np
 
 from edgeopt.backends.base import Artefact, Backend, CompileOptions
+from edgeopt.data import Batches
 from edgeopt.errors import DataError
 from edgeopt.ir import unshare_initializers
 from edgeopt.quant.layers import layer_errors
@@ -150,7 +152,7 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
     if options.calibration is None:
         raise DataError("int8 needs calibration data", hint="Pass --calib data.npz (or --calib random, loudly worse).")
     batch = lowered.inputs[0].shape[0]
-    feeds = list(options.calibration.batches(batch))
+    feeds = Batches(options.calibration, batch)
     method = options.calibration_method
     ranges = activation_ranges(lowered, feeds, method)
     centred: list[str] = []  # convs reading pixels, their bias moved by their rounding error times the mean pixel
@@ -171,7 +173,7 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
              if options.rounding == "learned" else []) + \
         ([bias_fix(corrections)] if options.bias_correction else [])
     if fixes:
-        walk(lowered, feeds[:WEIGHT_FIX_SAMPLES], ranges, compose(*fixes))
+        walk(lowered, list(islice(feeds, WEIGHT_FIX_SAMPLES)), ranges, compose(*fixes))
     if options.bias_correction:
         info["bias_correction"] = {c.node: round(c.max_shift, 6) for c in corrections}
     if options.rounding == "learned":

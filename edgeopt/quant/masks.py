@@ -18,6 +18,7 @@ touched: these are fake-quant ranges, used by the int8 converter only.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import onnx_ir as ir
@@ -63,7 +64,7 @@ def _keys(lowered: LoweredModel) -> dict[str, str]:
             for key in step.outputs}
 
 
-def _kept_ranges(lowered: LoweredModel, feeds: list[dict], taps: list[tuple[str, float]]) -> list[tuple[float, float]]:
+def _kept_ranges(lowered: LoweredModel, feeds: Iterable[dict], taps: list[tuple[str, float]]) -> list[tuple[float, float]]:
     """min/max of each masked sum (key, fill) over the calibration data, masked positions left
     out, 0 included."""
     function = lowered.function(taps=[key for key, _ in taps])
@@ -78,7 +79,7 @@ def _kept_ranges(lowered: LoweredModel, feeds: list[dict], taps: list[tuple[str,
     return bounds
 
 
-def mask_ranges(model: ir.Model, lowered: LoweredModel, feeds: list[dict]) -> dict[str, tuple[float, float]]:
+def mask_ranges(model: ir.Model, lowered: LoweredModel, feeds: Iterable[dict]) -> dict[str, tuple[float, float]]:
     """Fake-quant ranges (tensor key -> (low, high)) for every masked attention sum and its bias;
     a bias shared by several layers gets the widest."""
     keys = _keys(lowered)

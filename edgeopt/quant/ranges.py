@@ -8,6 +8,7 @@ between a conv/FC/add and the ReLU it fuses, nor on ops that keep their input's 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,7 @@ def range_keys(lowered: LoweredModel) -> list[str]:
     return keys
 
 
-def _stream(lowered: LoweredModel, feeds: list[dict], keys: list[str]):
+def _stream(lowered: LoweredModel, feeds: Iterable[dict], keys: list[str]):
     function = lowered.function(taps=keys)
     for feed in feeds:
         results = function(*(tf.constant(x) for x in lowered.tf_arrays(feed)))
@@ -87,7 +88,7 @@ def _percentile_range(h: Histogram) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def activation_ranges(lowered: LoweredModel, feeds: list[dict], method: str) -> dict[str, tuple[float, float]]:
+def activation_ranges(lowered: LoweredModel, feeds: Iterable[dict], method: str) -> dict[str, tuple[float, float]]:
     """(low, high) per tensor key, always containing 0 (TFLite's asymmetric int8 needs it)."""
     keys = range_keys(lowered)
     low = np.full(len(keys), np.inf)
