@@ -90,9 +90,9 @@ def bench_digits(work: Path) -> dict:
 def _quantisation_aware(compression: list[tuple[str, dict]], seconds: int, work: Path) -> dict:
     """Build fields for the passes refit as the CLI does, then fine-tuned by --qat alone for at most
     `seconds` on the training crops in `work`, distilled from the model before compression
-    (`--no-fine-tune --qat --train-time S`). A lab run of --prune 0.5 sensitivity: 78.0% int8 after
-    300 s of float fine-tuning and PTQ, 80.8% after 300 s of QAT instead; --prune-channels 0.3:
-    75.5% against 76.5% after 600 s."""
+    (`--no-fine-tune --qat --train-time S`). --prune 0.5 sensitivity: 78.0% int8 after 300 s of
+    float fine-tuning and calibration, 80.7% after 300 s of QAT instead; --prune-channels 0.3:
+    75.5% against 76.8% after 600 s (two bench runs)."""
     compression = [(name, {"refit": True, **options}) for name, options in compression]
     return {"compression": compression, **_qat(seconds, work)}
 
