@@ -187,8 +187,9 @@ def calibrate_and_convert(model, options: CompileOptions, edgetpu: bool = False)
         before_training = convert(lowered, "int8", representative=representative, io_dtype=options.io_dtype)
         from edgeopt.train.trainer import onnx_teacher, train
         from edgeopt.train.writeback import write_back
-        report = train(lowered, options.teacher or onnx_teacher(model), options.training_data or options.calibration, options.training,
-                       options.note, held=centred)
+        teacher = options.teacher or onnx_teacher(model)
+        report = train(lowered, teacher, options.training_data or options.calibration, options.training, options.note,
+                       held=centred)
         written = write_back(model, lowered, edgetpu)
         info["training"] = {**report.to_json(), "written_back": len(written.constants), "not_written_back": written.skipped}
     data = _encoded(model, lowered, options, edgetpu, info, representative=representative, io_dtype=options.io_dtype)
