@@ -5,6 +5,7 @@ Importing this package registers its passes beside the cleanup passes (edgeopt.p
 """
 
 from edgeopt.compress import depthwise, lowrank, prune, prune_channels  # noqa: F401  (registration)
+from edgeopt.compress._layers import weight_layers
 from edgeopt.compress._pass import CompressionPass
 from edgeopt.compress.stage import Row, compress, measure_row
 from edgeopt.passes.base import make_pass
@@ -19,4 +20,4 @@ def make_passes(requested: list[tuple[str, dict]]) -> list[CompressionPass]:
     return [make_pass(name, params) for name, params in sorted(requested, key=lambda r: ORDER.index(r[0]))]
 
 
-__all__ = ["ORDER", "CompressionPass", "Row", "compress", "make_passes", "measure_row"]
+__all__ = ["ORDER", "CompressionPass", "Row", "compress", "make_passes", "measure_row", "weight_layers"]

@@ -26,7 +26,7 @@ FLOAT_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}  # the same weights; kernels may 
 
 def worth_trying(model) -> bool:
     """Whether some Conv/Gemm/MatMul weight of the IR is at least MIN_ZERO_SHARE zeros (pruned)."""
-    from edgeopt.compress._layers import weight_layers
+    from edgeopt.compress import weight_layers
 
     return any(np.mean(layer.weight == 0) >= MIN_ZERO_SHARE for layer in weight_layers(model))
 
