@@ -284,13 +284,14 @@ def build(request: BuildRequest, progress: Progress | None = None) -> BuildResul
     train = load_data(request.train_data, input_specs(loaded.model), preprocess) if request.train_data else None
     _warn_mismatched(request, calib, evaluation, train, progress)
     rows, teacher = [], None
-    if compression and request.training is not None:  # --qat wins back what compression cost too
+    if compression and (request.fine_tuning is not None or request.training is not None):
+        # fine-tuning and --qat both distil from the model before compression
         from edgeopt.train.trainer import onnx_teacher
         teacher = onnx_teacher(model)
     if compression:
         with progress.step("Compressing", "compress"):
             model, compressed, rows = compress(model, compression, reference, evaluation, batch, request.fine_tuning,
-                                               train or calib, progress.note)
+                                               train or calib, teacher, progress.note)
         reports += compressed
     with progress.step(f"Compiling for {request.target} ({request.quant})", "compile"):
         options = _compile_options(request, backend, calib, profile, train, preprocess)

@@ -65,32 +65,37 @@ def peak_mb(*arguments) -> float:
     return max(max(stage["peak_rss_mb"], stage.get("child_peak_rss_mb") or 0) for stage in report["stages"])
 
 
+def large_over_small(work: Path, kind: str, label: str, build_arguments) -> dict:
+    """Peaks of the build `build_arguments(samples)` on SMALL and on LARGE samples stored as `kind`."""
+    peaks = {}
+    for count in (SMALL, LARGE):
+        samples = save_samples(work / f"samples_{count}{'' if kind == 'image folder' else '.npz'}", count, 1, kind)
+        peaks[count] = round(peak_mb(*build_arguments(samples)), 1)
+        shutil.rmtree(samples) if samples.is_dir() else samples.unlink()
+        print(f"{label}, {count} samples: peak {peaks[count]:,.0f} MB", flush=True)
+    return {"peak_mb": peaks, "large_over_small": round(peaks[LARGE] / peaks[SMALL], 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-results/memory.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        make_net(work / "net.pt2")
+        net, out = work / "net.pt2", work / "dist"
+        make_net(net)
         calib = save_samples(work / "calib.npz", 64, 0, "savez")
-        rows = {}
-        for kind in ("savez", "image folder", "savez_compressed"):
-            peaks = {}
-            for count in (SMALL, LARGE):
-                train = save_samples(work / f"train_{count}{'' if kind == 'image folder' else '.npz'}", count, 1, kind)
-                peaks[count] = round(peak_mb(work / "net.pt2", "--target", "onnx", "--calib", calib, "--prune", "0.5",
-                                             "--train-data", train, "--train-steps", STEPS, "--out", work / "dist"), 1)
-                shutil.rmtree(train) if train.is_dir() else train.unlink()
-                print(f"{kind}, {count} training samples: peak {peaks[count]:,.0f} MB", flush=True)
-            rows[kind] = {"peak_mb": peaks, "large_over_small": round(peaks[LARGE] / peaks[SMALL], 3)}
-        peaks = {}
-        for count in (SMALL, LARGE):  # the same sets, np.savez, as int8 calibration data
-            many = save_samples(work / f"calib_{count}.npz", count, 1, "savez")
-            peaks[count] = round(peak_mb(work / "net.pt2", "--target", "tflite", "--quant", "int8", "--calib", many,
-                                         "--eval", calib, "--out", work / "dist"), 1)
-            many.unlink()
-            print(f"int8 calibration, {count} samples: peak {peaks[count]:,.0f} MB", flush=True)
-        rows["int8 calibration"] = {"peak_mb": peaks, "large_over_small": round(peaks[LARGE] / peaks[SMALL], 3)}
+
+        def training(samples: Path) -> tuple:
+            return (net, "--target", "onnx", "--calib", calib, "--prune", "0.5", "--train-data", samples,
+                    "--train-steps", STEPS, "--out", out)
+
+        def calibration(samples: Path) -> tuple:
+            return net, "--target", "tflite", "--quant", "int8", "--calib", samples, "--eval", calib, "--out", out
+
+        rows = {kind: large_over_small(work, kind, f"{kind}, training", training)
+                for kind in ("savez", "image folder", "savez_compressed")}
+        rows["int8 calibration"] = large_over_small(work, "savez", "int8 calibration", calibration)
     goals = {f"peak_ratio_{kind.replace(' ', '_')}": {"goal": f"<= {GOAL}", "measured": rows[kind]["large_over_small"],
                                                        "met": rows[kind]["large_over_small"] <= GOAL}
              for kind in ("savez", "image folder", "int8 calibration")}

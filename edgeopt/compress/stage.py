@@ -137,12 +137,10 @@ def fine_tune_checked(model: ir.Model, teacher, data: Dataset, config: TrainConf
 
 
 def compress(model: ir.Model, chosen: list[CompressionPass], reference, evaluation: Dataset, batch: int,
-             training: TrainConfig | None, data: Dataset | None, note=lambda text: None
+             training: TrainConfig | None, data: Dataset | None, teacher=None, note=lambda text: None
              ) -> tuple[ir.Model, list[PassReport], list[Row]]:
-    """Run `chosen` in order on `model`, each followed by fine-tuning when `training` is given."""
-    from edgeopt.train.trainer import onnx_teacher
-
-    teacher = onnx_teacher(model) if training is not None else None  # the model before compression
+    """Run `chosen` in order on `model`, each followed by fine-tuning when `training` is given,
+    distilled from `teacher` (the model before compression: edgeopt.train.trainer.onnx_teacher)."""
     if training is not None:
         unshare_initializers(model)  # each layer fine-tunes its own copy of a shared constant
     rows, reports = [_ir_row("source", model, reference, evaluation, batch)], []
